@@ -1,0 +1,31 @@
+# tx_barrier: PGXS build of the extension and its pg_regress, isolation and
+# TAP tests.  The C client library has its own Makefile in client/.
+
+MODULE_big = tx_barrier
+OBJS = \
+	extension/tx_barrier.o \
+	extension/barrier_state.o \
+	extension/barrier_token.o \
+	extension/barrier_wait.o \
+	extension/barrier_xact.o
+
+EXTENSION = tx_barrier
+DATA = extension/tx_barrier--1.0.sql
+PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
+
+REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
+REGRESS_OPTS = --inputdir=. --load-extension=tx_barrier
+
+ISOLATION = wait_commit wait_abort wait_savepoint wait_prepared wait_all \
+	wait_timeout wait_deadlock wait_snapshot
+ISOLATION_OPTS = --load-extension=tx_barrier
+
+TAP_TESTS = 1
+
+PG_CPPFLAGS = -I$(srcdir)/extension
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * barrier_token.c
+ *		Handing out barrier tokens, crash-safe.
+ *
+ * A token is the full xid of the caller's current (sub)transaction.  Using
+ * the subtransaction's xid makes savepoints come out right: a rolled-back
+ * savepoint reads "aborted" even when its top level commits.
+ *
+ * The token leaves the server before the transaction commits.  If the
+ * server then crashes before anything carrying that xid reached durable
+ * WAL, recovery restarts the xid counter below it and the same number is
+ * handed to a new, unrelated transaction: a worker holding the old token
+ * would act on the new transaction's outcome.  So before the token is
+ * returned we write a small WAL record whose header carries the xid (replay
+ * advances nextXid past every record's xid) and make it as durable as a
+ * commit would be under the session's synchronous_commit, including the
+ * wait for synchronous standbys.  After a crash the lost transaction's xid
+ * is then below nextXid, not running and not committed: "aborted".
+ *
+ * The record is an XLOG_NOOP: replay ignores it, logical decoding ignores
+ * it, pg_waldump shows it, and it needs no custom resource manager (which
+ * would require shared_preload_libraries).  One record per subtransaction
+ * is enough; further tokens of the same subtransaction cost nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
+#include "catalog/pg_control.h"
+#include "replication/syncrep.h"
+
+#include "tx_barrier.h"
+
+/* Payload of the XLOG_NOOP record: makes the record findable in waldump. */
+typedef struct TxbTokenRecord
+{
+	char		magic[8];		/* "txbarier" */
+	uint64		token;
+} TxbTokenRecord;
+
+/*
+ * Make sure a server restart can never hand out fxid again.
+ */
+static void
+txb_make_token_durable(FullTransactionId fxid)
+{
+	TxbTokenRecord rec;
+	XLogRecPtr	lsn;
+
+	memcpy(rec.magic, "txbarier", sizeof(rec.magic));
+	rec.token = U64FromFullTransactionId(fxid);
+
+	/* The record header's xl_xid is GetCurrentTransactionIdIfAny(): fxid. */
+	XLogBeginInsert();
+	XLogRegisterData((char *) &rec, sizeof(rec));
+	lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
+
+	/* As durable as this session's commit records are. */
+	if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+	{
+		XLogFlush(lsn);
+		/* Waits only for remote flush, never apply: nothing to apply. */
+		SyncRepWaitForLSN(lsn, false);
+	}
+	else
+		XLogSetAsyncXactLSN(lsn);
+}
+
+/*
+ * Return the token of the current (sub)transaction, assigning it an xid if
+ * it has none yet.
+ */
+FullTransactionId
+txb_enqueue(void)
+{
+	FullTransactionId fxid;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot enqueue a barrier during recovery"),
+				 errdetail("A hot standby cannot assign transaction ids."),
+				 errhint("Call barrier_enqueue() on the primary, in the transaction that writes the data.")));
+
+	if (IsInParallelMode() || IsParallelWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot enqueue a barrier during a parallel operation")));
+
+	fxid = GetCurrentFullTransactionId();
+
+	if (txb_durable_tokens && !txb_xact_token_durable(fxid))
+	{
+		txb_make_token_durable(fxid);
+		txb_xact_note_durable(fxid);
+	}
+
+	txb_xact_note_enqueue(fxid);
+	return fxid;
+}

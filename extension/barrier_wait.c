@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * barrier_wait.c
+ *		Waiting, without polling, until a token's transaction has ended.
+ *
+ * On a primary every transaction holds an ExclusiveLock on its own xid
+ * until after it is visible as committed or aborted, so waiting means
+ * sleeping on that lock, as a row-lock waiter does (XactLockTableWait): the
+ * ending transaction wakes us, the wait shows in pg_locks and
+ * pg_stat_activity, deadlock detection sees it, a prepared transaction
+ * keeps the lock until COMMIT/ROLLBACK PREPARED, and a subtransaction's
+ * waiter moves on to its top level.
+ *
+ * XactLockTableWait has no timeout.  A bounded wait runs inside an internal
+ * subtransaction with the lock timeout armed at our deadline, and catches
+ * the lock-timeout error, as PL/pgSQL's exception blocks do.
+ *
+ * On a hot standby the primary's xid locks do not exist; the transaction's
+ * end arrives by WAL replay, which wakes nobody.  There we sleep on our
+ * latch in short slices and look again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timeout.h"
+
+#include "tx_barrier.h"
+
+/* How long a standby waiter sleeps before looking at replay again. */
+#define TXB_STANDBY_SLICE_MS	1
+
+/*
+ * Sleep on the xid lock of a running transaction, at most until deadline.
+ * Returns false if the deadline passed first.
+ */
+static bool
+txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int			save_lock_timeout = LockTimeout;
+	bool		finished = true;
+
+	if (!has_deadline)
+	{
+		XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		return true;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+
+	PG_TRY();
+	{
+		/*
+		 * ProcSleep arms the lock timeout itself when lock_timeout is set,
+		 * which would replace our deadline; our own timeout argument governs
+		 * this wait instead.
+		 */
+		LockTimeout = 0;
+		enable_timeout_at(LOCK_TIMEOUT, deadline);
+		XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		disable_timeout(LOCK_TIMEOUT, false);
+		LockTimeout = save_lock_timeout;
+
+		/*
+		 * A timer that fired just as the lock was granted has left a cancel
+		 * pending; take it here, where it is caught, not in a later
+		 * statement.
+		 */
+		CHECK_FOR_INTERRUPTS();
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		LockTimeout = save_lock_timeout;
+		disable_timeout(LOCK_TIMEOUT, false);
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		/*
+		 * With lock_timeout disabled, only our deadline raises this code;
+		 * cancels, statement_timeout and deadlocks propagate.
+		 */
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		finished = false;
+	}
+	PG_END_TRY();
+
+	return finished;
+}
+
+/*
+ * On a hot standby: sleep a short while, or until the deadline.  Replay has
+ * no wake-up an extension can hook, so this is the one place we poll.
+ */
+static void
+txb_standby_sleep(bool has_deadline, TimestampTz deadline)
+{
+	long		timeout_ms = TXB_STANDBY_SLICE_MS;
+
+	if (has_deadline)
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+																deadline);
+
+		timeout_ms = Max(Min(timeout_ms, remaining), 1);
+	}
+
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Wait until the transaction fxid names has ended, or the deadline passed.
+ * Returns its outcome, or TXB_IN_PROGRESS on timeout and for the caller's
+ * own transaction (which can never end while we wait on it).
+ */
+TxbState
+txb_wait(FullTransactionId fxid, bool has_deadline, TimestampTz deadline)
+{
+	TxbState	state;
+
+	for (;;)
+	{
+		switch (txb_lookup(fxid, &state))
+		{
+			case TXB_LOOKUP_DONE:
+				return state;
+			case TXB_LOOKUP_OWN:
+				return TXB_IN_PROGRESS;
+			case TXB_LOOKUP_NOT_YET_SEEN:
+				/* On a standby: replay has not reached it yet. */
+				if (!RecoveryInProgress())
+					txb_report_not_yet_seen(fxid);
+				break;
+			case TXB_LOOKUP_RUNNING:
+				break;
+		}
+
+		if (has_deadline && GetCurrentTimestamp() >= deadline)
+			return TXB_IN_PROGRESS;
+
+		/* Either way, loop to read the outcome (or a timeout's state). */
+		if (RecoveryInProgress())
+			txb_standby_sleep(has_deadline, deadline);
+		else
+			(void) txb_lock_wait(XidFromFullTransactionId(fxid),
+								 has_deadline, deadline);
+	}
+}
+
+/*
+ * In REPEATABLE READ and SERIALIZABLE the transaction snapshot was taken
+ * before the wait (at the latest by the statement that waits), so a commit
+ * we waited for stays invisible to the rest of the transaction.  Say so:
+ * reading after the wait would silently miss the rows the barrier guards.
+ */
+void
+txb_warn_if_snapshot_hides(FullTransactionId fxid, TxbState state)
+{
+	if (state != TXB_COMMITTED || !IsolationUsesXactSnapshot() ||
+		!FirstSnapshotSet)
+		return;
+
+	if (XidInMVCCSnapshot(XidFromFullTransactionId(fxid),
+						  GetTransactionSnapshot()))
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("barrier transaction committed after this transaction's snapshot was taken"),
+				 errdetail("Its changes are not visible for the rest of this %s transaction.",
+						   IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errhint("Wait first, then read: call barrier_wait() in autocommit or in a READ COMMITTED transaction before starting the one that reads.")));
+}

@@ -1,0 +1,302 @@
+/*-------------------------------------------------------------------------
+ *
+ * barrier_xact.c
+ *		Following the transactions that enqueued barriers, and counters.
+ *
+ * A transaction callback and a subtransaction callback keep per-backend
+ * bookkeeping of the current transaction's barriers: how many it enqueued
+ * and which subtransaction's token is already durable.  When a barrier
+ * transaction ends they count its outcome.
+ *
+ * The callbacks run for every transaction of every backend that loaded the
+ * library, so they return at once when the transaction enqueued nothing.
+ * At COMMIT/ABORT time interrupts are held and the transaction is over: the
+ * code below only touches static variables and atomics; nothing can ERROR.
+ *
+ * Counters are cluster-wide when the library is in shared_preload_libraries
+ * (a small shared memory segment of atomics), and this session's otherwise:
+ * without preloading there is no shared memory to put them in.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "tx_barrier.h"
+
+typedef enum TxbCounter
+{
+	TXB_C_ENQUEUED,
+	TXB_C_ENQUEUED_COMMITTED,
+	TXB_C_ENQUEUED_ABORTED,
+	TXB_C_WAITS,
+	TXB_C_WAITS_COMMITTED,
+	TXB_C_WAITS_ABORTED,
+	TXB_C_WAITS_TIMED_OUT,
+	TXB_NUM_COUNTERS
+} TxbCounter;
+
+typedef struct TxbSharedCounters
+{
+	pg_atomic_uint64 c[TXB_NUM_COUNTERS];
+} TxbSharedCounters;
+
+/*
+ * Tokens enqueued at one subtransaction nesting level of the current
+ * transaction.  The stack is ordered by level: deeper levels end first.
+ */
+typedef struct TxbLevelCount
+{
+	int			nest_level;
+	uint64		tokens;
+} TxbLevelCount;
+
+/* Cluster-wide counters; NULL unless preloaded. */
+static TxbSharedCounters *txb_shared = NULL;
+
+/* This session's counters, used when not preloaded. */
+static uint64 txb_local[TXB_NUM_COUNTERS];
+
+/*
+ * The current transaction's barrier stack.  The array lives in
+ * TopMemoryContext and is only grown by barrier_enqueue(), never in a
+ * callback, so ending a transaction allocates nothing.
+ */
+static TxbLevelCount *txb_levels = NULL;
+static int	txb_levels_used = 0;
+static int	txb_levels_size = 0;
+
+/* The newest subtransaction xid whose token has been made durable. */
+static FullTransactionId txb_durable_fxid = {0};
+
+static shmem_startup_hook_type txb_prev_shmem_startup_hook = NULL;
+
+static inline void
+txb_count(TxbCounter c, int64 delta)
+{
+	if (txb_shared != NULL)
+		pg_atomic_fetch_add_u64(&txb_shared->c[c], delta);
+	else
+		txb_local[c] += delta;
+}
+
+/* Sum of the tokens at nesting levels >= level, popping them. */
+static uint64
+txb_levels_pop(int level)
+{
+	uint64		tokens = 0;
+
+	while (txb_levels_used > 0 &&
+		   txb_levels[txb_levels_used - 1].nest_level >= level)
+		tokens += txb_levels[--txb_levels_used].tokens;
+	return tokens;
+}
+
+static void
+txb_xact_callback(XactEvent event, void *arg)
+{
+	uint64		tokens;
+
+	/* The common case: this transaction enqueued nothing. */
+	if (txb_levels_used == 0)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			tokens = txb_levels_pop(0);
+			txb_count(TXB_C_ENQUEUED_COMMITTED, tokens);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			tokens = txb_levels_pop(0);
+			txb_count(TXB_C_ENQUEUED_ABORTED, tokens);
+			break;
+		case XACT_EVENT_PREPARE:
+			/* The outcome is decided later, possibly by another backend. */
+			(void) txb_levels_pop(0);
+			break;
+		default:
+			/* PRE_COMMIT / PRE_PREPARE: the transaction is not over yet. */
+			return;
+	}
+	txb_durable_fxid = InvalidFullTransactionId;
+}
+
+/*
+ * A subtransaction that aborts takes its tokens (and its children's) with
+ * it: they now read "aborted".  One that commits hands them to its parent,
+ * whose fate they follow.
+ */
+static void
+txb_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	uint64		tokens;
+
+	if (txb_levels_used == 0)
+		return;
+
+	level = GetCurrentTransactionNestLevel();
+	switch (event)
+	{
+		case SUBXACT_EVENT_ABORT_SUB:
+			txb_count(TXB_C_ENQUEUED_ABORTED, txb_levels_pop(level));
+			break;
+		case SUBXACT_EVENT_COMMIT_SUB:
+			tokens = txb_levels_pop(level);
+			if (tokens == 0)
+				break;
+			/* Room is guaranteed: we just popped at least one entry. */
+			if (txb_levels_used > 0 &&
+				txb_levels[txb_levels_used - 1].nest_level == level - 1)
+				txb_levels[txb_levels_used - 1].tokens += tokens;
+			else
+			{
+				txb_levels[txb_levels_used].nest_level = level - 1;
+				txb_levels[txb_levels_used].tokens = tokens;
+				txb_levels_used++;
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called by barrier_enqueue() once a token has been handed out. */
+void
+txb_xact_note_enqueue(FullTransactionId fxid)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (txb_levels_used > 0 &&
+		txb_levels[txb_levels_used - 1].nest_level == level)
+		txb_levels[txb_levels_used - 1].tokens++;
+	else
+	{
+		if (txb_levels_used == txb_levels_size)
+		{
+			int			newsize = Max(8, txb_levels_size * 2);
+
+			if (txb_levels == NULL)
+				txb_levels = MemoryContextAlloc(TopMemoryContext,
+												newsize * sizeof(TxbLevelCount));
+			else
+				txb_levels = repalloc(txb_levels,
+									  newsize * sizeof(TxbLevelCount));
+			txb_levels_size = newsize;
+		}
+		txb_levels[txb_levels_used].nest_level = level;
+		txb_levels[txb_levels_used].tokens = 1;
+		txb_levels_used++;
+	}
+	txb_count(TXB_C_ENQUEUED, 1);
+}
+
+bool
+txb_xact_token_durable(FullTransactionId fxid)
+{
+	return FullTransactionIdEquals(fxid, txb_durable_fxid);
+}
+
+void
+txb_xact_note_durable(FullTransactionId fxid)
+{
+	txb_durable_fxid = fxid;
+}
+
+void
+txb_stats_count_wait(TxbState state)
+{
+	txb_count(TXB_C_WAITS, 1);
+	switch (state)
+	{
+		case TXB_COMMITTED:
+			txb_count(TXB_C_WAITS_COMMITTED, 1);
+			break;
+		case TXB_ABORTED:
+			txb_count(TXB_C_WAITS_ABORTED, 1);
+			break;
+		case TXB_IN_PROGRESS:
+			txb_count(TXB_C_WAITS_TIMED_OUT, 1);
+			break;
+	}
+}
+
+static void
+txb_shmem_startup(void)
+{
+	bool		found;
+
+	if (txb_prev_shmem_startup_hook)
+		txb_prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	txb_shared = ShmemInitStruct("tx_barrier counters",
+								 sizeof(TxbSharedCounters), &found);
+	if (!found)
+	{
+		for (int i = 0; i < TXB_NUM_COUNTERS; i++)
+			pg_atomic_init_u64(&txb_shared->c[i], 0);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* From the shmem_request_hook, only when preloaded. */
+void
+txb_shmem_request(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(TxbSharedCounters)));
+}
+
+/* From _PG_init. */
+void
+txb_xact_init(void)
+{
+	RegisterXactCallback(txb_xact_callback, NULL);
+	RegisterSubXactCallback(txb_subxact_callback, NULL);
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		txb_prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = txb_shmem_startup;
+	}
+}
+
+PG_FUNCTION_INFO_V1(barrier_stats);
+
+/*
+ * barrier_stats(): the counters, cluster-wide or this session's.
+ */
+Datum
+barrier_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[TXB_NUM_COUNTERS + 1];
+	bool		nulls[TXB_NUM_COUNTERS + 1] = {0};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	values[0] = CStringGetTextDatum(txb_shared != NULL ? "cluster" : "session");
+	for (int i = 0; i < TXB_NUM_COUNTERS; i++)
+	{
+		uint64		v = txb_shared != NULL ?
+			pg_atomic_read_u64(&txb_shared->c[i]) : txb_local[i];
+
+		values[i + 1] = Int64GetDatum((int64) v);
+	}
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

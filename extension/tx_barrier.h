@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ *
+ * tx_barrier.h
+ *		Declarations shared by the tx_barrier extension's modules.
+ *
+ * A barrier token is the FullTransactionId of the (sub)transaction that
+ * called barrier_enqueue().  Waiting on it means waiting until that
+ * transaction has ended, then reading its outcome from the commit log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef TX_BARRIER_H
+#define TX_BARRIER_H
+
+#include "access/transam.h"
+#include "datatype/timestamp.h"
+
+/* Outcome of a token's transaction; order matches the barrier_state enum. */
+typedef enum TxbState
+{
+	TXB_IN_PROGRESS,
+	TXB_COMMITTED,
+	TXB_ABORTED
+} TxbState;
+
+/* How barrier_status() and the waiters classify a token before waiting. */
+typedef enum TxbLookup
+{
+	TXB_LOOKUP_DONE,			/* *state holds the final outcome */
+	TXB_LOOKUP_RUNNING,			/* another transaction, still in progress */
+	TXB_LOOKUP_OWN,				/* the caller's own (sub)transaction */
+	TXB_LOOKUP_NOT_YET_SEEN		/* at or past the next xid */
+} TxbLookup;
+
+/* GUCs (tx_barrier.c) */
+extern bool txb_durable_tokens;
+
+/* barrier_state.c */
+extern TxbLookup txb_lookup(FullTransactionId fxid, TxbState *state);
+extern void txb_report_not_yet_seen(FullTransactionId fxid);
+extern void txb_state_datums(Oid enumtype, Datum *values);
+
+/* barrier_token.c */
+extern FullTransactionId txb_enqueue(void);
+
+/* barrier_wait.c */
+extern TxbState txb_wait(FullTransactionId fxid, bool has_deadline,
+						 TimestampTz deadline);
+extern void txb_warn_if_snapshot_hides(FullTransactionId fxid, TxbState state);
+
+/* barrier_xact.c */
+extern void txb_xact_init(void);
+extern void txb_xact_note_enqueue(FullTransactionId fxid);
+extern bool txb_xact_token_durable(FullTransactionId fxid);
+extern void txb_xact_note_durable(FullTransactionId fxid);
+extern void txb_stats_count_wait(TxbState state);
+extern void txb_shmem_request(void);
+
+#endif							/* TX_BARRIER_H */

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, everything that building, demonstrating
+# and testing tx_barrier needs.  Idempotent: does nothing when all of it is
+# already there.  Must run as root (or through sudo).
+set -euo pipefail
+
+PACKAGES=(
+	# server, headers and PGXS
+	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
+	build-essential pkg-config
+	# TAP tests (PostgreSQL::Test::Cluster) and pgTAP
+	libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+	# client library checks
+	valgrind clang libclang-rt-14-dev
+	# scale-out tests
+	pgbouncer
+	# Celery/Django adapter tests (for /usr/bin/python3)
+	redis-server python3 python3-celery python3-django python3-psycopg2
+	python3-redis python3-pip python3-setuptools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "tools/deps.sh: missing packages: ${missing[*]}" >&2
+	echo "tools/deps.sh: run as root (or with sudo) to install them" >&2
+	exit 1
+fi
+
+echo "tools/deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Debian's postgresql-common would otherwise create and start a 'main'
+# cluster on port 5432 that nothing here uses.
+mkdir -p /etc/postgresql-common
+if [ ! -e /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main_cluster' /etc/postgresql-common/createcluster.conf; then
+	echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+fi
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

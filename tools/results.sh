@@ -1,0 +1,43 @@
+# Shell functions the test layers use to count what they ran.  Source it.
+# A layer ends by calling txb_result NAME PASSED FAILED, which the runner
+# (tools/test.sh) adds up into the final "N passed, N failed" line.
+
+txb_result() {
+	echo "$2 $3" >"$TXB_RESULTS/$1"
+	echo "$1: $2 passed, $3 failed"
+}
+
+# Counts the tests in the output of pg_regress or pg_isolation_regress
+# (PostgreSQL 15 format: "test NAME ... ok" / "... FAILED").
+txb_count_pg_regress() {
+	local log=$1 p f
+	p=$(grep -cE '\.\.\. +ok( |$)' "$log")
+	f=$(grep -cE '\.\.\. +(FAILED|failed)' "$log")
+	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	echo "$p $f"
+}
+
+# Counts assertions in the output of prove or pg_prove: every assertion of a
+# passing run passes; a failing run counts its failed subtests, and at least
+# one failure per script that died without reporting any.
+txb_count_prove() {
+	local log=$1 total failed died
+	total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log" | tail -1)
+	total=${total:-0}
+	if grep -q '^Result: PASS' "$log"; then
+		echo "$total 0"
+		return
+	fi
+	failed=$(sed -n 's/.*Failed \([0-9]*\)\/[0-9]* subtests.*/\1/p' "$log" |
+		awk '{s+=$1} END {print s+0}')
+	died=$(grep -cE 'Wstat: [1-9]|Parse errors|No subtests run' "$log")
+	if [ "$died" -gt "$failed" ]; then
+		failed=$died
+	fi
+	[ "$failed" -gt 0 ] || failed=1
+	local passed=$((total - failed))
+	[ $passed -ge 0 ] || passed=0
+	echo "$passed $failed"
+}
