@@ -113,21 +113,27 @@ class TransactionBarrierTask(Task):
             a DB-API connection (psycopg2) to take the token on instead of
             Django's; ``using`` then names the worker's database for it.
 
+        Returns the task's ``AsyncResult``, with the token in its
+        ``barrier_token`` attribute (``None`` if there was none to take).
+
         Outside a transaction (autocommit) this is :meth:`apply_async`.  In
         eager mode (``task_always_eager``) the task runs at once, without
         waiting: it would otherwise wait for its own transaction.
         """
         using = using or self.barrier_using
-        if self.app.conf.task_always_eager:
-            return self.apply_async(args, kwargs, **options)
-        token = _db.producer_token(using=using, connection=db_connection)
-        if token is None:
-            return self.apply_async(args, kwargs, **options)
-        headers = dict(options.pop("headers", None) or {})
-        headers[TOKEN_HEADER] = token
-        headers[USING_HEADER] = using
-        headers[WAITS_HEADER] = 0
-        return self.apply_async(args, kwargs, headers=headers, **options)
+        token = None
+        if not self.app.conf.task_always_eager:
+            token = _db.producer_token(using=using, connection=db_connection)
+        if token is not None:
+            headers = dict(options.pop("headers", None) or {})
+            headers[TOKEN_HEADER] = token
+            headers[USING_HEADER] = using
+            headers[WAITS_HEADER] = 0
+            options["headers"] = headers
+        result = self.apply_async(args, kwargs, **options)
+        # For logs and tests: the token the worker will wait for, if any.
+        result.barrier_token = token
+        return result
 
     # --- worker -------------------------------------------------------------
 
