@@ -411,13 +411,22 @@ main(int argc, char **argv)
 		return EXIT_TROUBLE;
 	}
 
-	/* From here on, SIGINT and SIGTERM cancel the wait on the server. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = 0;
-	(void) sigaction(SIGINT, &sa, NULL);
-	(void) sigaction(SIGTERM, &sa, NULL);
+	/*
+	 * From here on, SIGINT and SIGTERM cancel the wait on the server (unless
+	 * they were ignored when we started, as for background jobs).
+	 */
+	for (i = 0; i < 2; i++)
+	{
+		int			signo = i == 0 ? SIGINT : SIGTERM;
+		struct sigaction old;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		if (sigaction(signo, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			(void) sigaction(signo, &sa, NULL);
+	}
 
 	if (strcmp(command, "status") == 0)
 	{
@@ -444,6 +453,8 @@ main(int argc, char **argv)
 				printf("%s\n", txb_state_name(st));
 			status = state_exit(st);
 		}
+		else if (interrupted)
+			status = failure_exit();	/* do not start COMMAND now */
 		else if (st != TXB_COMMITTED)
 		{
 			if (!quiet)
@@ -458,8 +469,7 @@ main(int argc, char **argv)
 			/* Committed: become the command. */
 			PQfinish(conn);
 			conn = NULL;
-			signal(SIGINT, SIG_DFL);
-			signal(SIGTERM, SIG_DFL);
+			/* exec resets our handlers; ignored signals stay ignored. */
 			fflush(NULL);
 			execvp(cmd_argv[0], cmd_argv);
 			status = (errno == ENOENT || errno == ENOTDIR) ? 127 : 126;
