@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Demonstrates tx_barrier end to end on a throwaway local cluster: a
+# producer transaction takes a token and, before it commits, a worker starts
+# waiting on that token; the worker wakes with "committed" (and sees the
+# row) when the producer commits, and with "aborted" when another producer
+# rolls back.  Installs what it needs; run as root on a fresh machine.
+set -euo pipefail
+
+TXB_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$TXB_ROOT/tools/cluster.sh"
+
+"$TXB_ROOT/tools/deps.sh"
+"$TXB_ROOT/tools/install.sh"
+
+work=$(mktemp -d /tmp/txb-demo.XXXXXX)
+chmod 755 "$work"
+mkdir -p "$work/pg"
+cleanup() {
+	[ -n "${PRODUCER_PID:-}" ] && kill "$PRODUCER_PID" 2>/dev/null || true
+	txb_cluster_stop "$work/pg"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$(txb_free_port)
+txb_cluster_start "$work/pg" "$port"
+export PGHOST="$work/pg" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+echo "== throwaway PostgreSQL 15 cluster on port $port ($work)"
+
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION tx_barrier;
+CREATE TABLE orders (id int PRIMARY KEY, status text);
+SQL
+echo "== CREATE EXTENSION tx_barrier: done"
+
+# A psql session we can feed statement by statement: the producer.
+coproc PRODUCER { psql -X -q -A -t -v ON_ERROR_STOP=1 2>&1; }
+producer() {
+	echo "$1" >&"${PRODUCER[1]}"
+}
+producer_read() {
+	local line
+	IFS= read -r -t 30 line <&"${PRODUCER[0]}"
+	echo "$line"
+}
+
+# Waits until the worker's barrier_wait sleeps on the producer's xid lock.
+await_worker_blocked() {
+	for _ in $(seq 1 300); do
+		if [ "$(psql -X -A -t -c "SELECT count(*) FROM pg_stat_activity
+				WHERE application_name = 'demo-worker'
+				  AND wait_event_type = 'Lock' AND wait_event = 'transactionid'")" = 1 ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "worker never started waiting" >&2
+	return 1
+}
+
+run_case() {
+	local id=$1 ending=$2 token
+	echo
+	echo "== producer: BEGIN; INSERT order $id; SELECT barrier_enqueue();"
+	producer "BEGIN;"
+	producer "INSERT INTO orders VALUES ($id, 'paid');"
+	producer "SELECT barrier_enqueue();"
+	token=$(producer_read)
+	echo "   token $token goes to the broker with the task, before the producer ends"
+
+	echo "== worker: SELECT barrier_wait('$token'); then reads order $id"
+	PGAPPNAME=demo-worker psql -X -A -t -v ON_ERROR_STOP=1 \
+		-c "SELECT 'barrier_wait -> ' || barrier_wait('$token')" \
+		-c "SELECT 'worker sees ' || count(*) || ' row(s) for order $id' FROM orders WHERE id = $id" \
+		>"$work/worker.out" 2>&1 &
+	local worker=$!
+	await_worker_blocked
+	echo "   worker is blocked (pg_stat_activity: wait_event Lock/transactionid), not polling"
+
+	echo "== producer: $ending"
+	producer "$ending"
+	producer "SELECT 'producer done';"
+	producer_read >/dev/null
+	wait "$worker"
+	sed 's/^/   /' "$work/worker.out"
+	echo "   barrier_status('$token') = $(psql -X -A -t -c "SELECT barrier_status('$token')")"
+}
+
+run_case 1 "COMMIT;"
+run_case 2 "ROLLBACK;"
+
+producer "\\q"
+wait "$PRODUCER_PID" 2>/dev/null || true
+PRODUCER_PID=
+echo
+echo "== demo finished; the cluster is being removed"
