@@ -100,11 +100,13 @@ quote_input(const char *text, char *out, size_t outlen)
 
 	if (max > 32)
 		max = 32;
-	while (text[i] != '\0' && i < max)
+	while (i < max && text[i] != '\0')
 	{
-		unsigned char c = (unsigned char) text[i];
+		char		c = text[i];
 
-		out[i] = (c >= 0x20 && c < 0x7f) ? (char) c : '?';
+		if ((unsigned char) c < 0x20 || (unsigned char) c >= 0x7f)
+			c = '?';
+		out[i] = c;
 		i++;
 	}
 	out[i] = '\0';

@@ -234,6 +234,10 @@ main(int argc, char **argv)
 	int			timeout_ms = -1;
 	int			quiet = 0;
 	const char *command = NULL;
+	enum
+	{
+		CMD_STATUS, CMD_WAIT, CMD_WAIT_ALL, CMD_RUN
+	}			cmd;
 	char	  **words;
 	int			nwords = 0;
 	char	  **cmd_argv = NULL;
@@ -327,20 +331,27 @@ main(int argc, char **argv)
 		return usage_error("no command given");
 	}
 	command = words[0];
-	if (strcmp(command, "status") != 0 && strcmp(command, "wait") != 0 &&
-		strcmp(command, "wait-all") != 0 && strcmp(command, "run") != 0)
+	if (strcmp(command, "status") == 0)
+		cmd = CMD_STATUS;
+	else if (strcmp(command, "wait") == 0)
+		cmd = CMD_WAIT;
+	else if (strcmp(command, "wait-all") == 0)
+		cmd = CMD_WAIT_ALL;
+	else if (strcmp(command, "run") == 0)
+		cmd = CMD_RUN;
+	else
 	{
 		free(words);
 		return usage_error("unknown command \"%s\"", command);
 	}
-	if (strcmp(command, "wait-all") == 0 ? nwords < 2 : nwords != 2)
+	if (cmd == CMD_WAIT_ALL ? nwords < 2 : nwords != 2)
 	{
 		free(words);
-		if (strcmp(command, "wait-all") == 0)
+		if (cmd == CMD_WAIT_ALL)
 			return usage_error("%s needs at least one TOKEN", command);
 		return usage_error("%s needs exactly one TOKEN", command);
 	}
-	if (strcmp(command, "run") == 0)
+	if (cmd == CMD_RUN)
 	{
 		if (!have_dashdash || cmd_argv == NULL || cmd_argv[0] == NULL)
 		{
@@ -353,7 +364,7 @@ main(int argc, char **argv)
 		free(words);
 		return usage_error("\"--\" is only for run, not for %s", command);
 	}
-	if (strcmp(command, "status") == 0 && timeout_text != NULL)
+	if (cmd == CMD_STATUS && timeout_text != NULL)
 	{
 		free(words);
 		return usage_error("%s does not wait: --timeout is for wait, "
@@ -428,7 +439,7 @@ main(int argc, char **argv)
 			(void) sigaction(signo, &sa, NULL);
 	}
 
-	if (strcmp(command, "status") == 0)
+	if (cmd == CMD_STATUS)
 	{
 		txb_state	st = txb_status(conn, tokens[0]);
 
@@ -441,20 +452,26 @@ main(int argc, char **argv)
 			status = state_exit(st);
 		}
 	}
-	else if (strcmp(command, "wait") == 0 || strcmp(command, "run") == 0)
+	else if (cmd == CMD_WAIT)
 	{
 		txb_state	st = wait_one(conn, tokens[0], timeout_ms);
 
 		if (st == TXB_ERROR)
 			status = failure_exit();
-		else if (strcmp(command, "wait") == 0)
+		else
 		{
 			if (!quiet)
 				printf("%s\n", txb_state_name(st));
 			status = state_exit(st);
 		}
-		else if (interrupted)
-			status = failure_exit();	/* do not start COMMAND now */
+	}
+	else if (cmd == CMD_RUN && cmd_argv != NULL)
+	{
+		txb_state	st = wait_one(conn, tokens[0], timeout_ms);
+
+		/* Once interrupted, do not start COMMAND. */
+		if (st == TXB_ERROR || interrupted)
+			status = failure_exit();
 		else if (st != TXB_COMMITTED)
 		{
 			if (!quiet)
@@ -477,7 +494,7 @@ main(int argc, char **argv)
 					strerror(errno));
 		}
 	}
-	else
+	else if (cmd == CMD_WAIT_ALL)
 	{
 		if (wait_many(conn, tokens, states, ntokens, timeout_ms) < 0)
 			status = failure_exit();

@@ -136,7 +136,7 @@ await_blocked(int pid, txb_token token)
 		int			n = -1;
 
 		if (PQresultStatus(res) == PGRES_TUPLES_OK)
-			n = atoi(PQgetvalue(res, 0, 0));
+			n = (int) strtol(PQgetvalue(res, 0, 0), NULL, 10);
 		PQclear(res);
 		if (n < 0)
 		{
