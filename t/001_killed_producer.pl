@@ -59,7 +59,7 @@ sub producer_and_waiter
 		'terminate: the waiter returns aborted and does not see the row');
 	is($err, '', 'terminate: no error in the waiter');
 
-	like(txb_collect_exit($p), qr/terminating connection due to administrator command|connection to server was lost/,
+	like(txb_collect_exit($p, idle => 1), qr/terminating connection due to administrator command|connection to server was lost/,
 		'terminate: the producer\'s connection is gone');
 	is($node->safe_psql('postgres', "SELECT barrier_status('$token')"),
 		'aborted', 'terminate: barrier_status reads aborted');
@@ -87,7 +87,7 @@ sub producer_and_waiter
 		$err,
 		qr/terminating connection because of crash of another server process|server closed the connection unexpectedly|connection to server was lost/,
 		'kill -9: the waiter\'s connection was ended by the crash');
-	txb_collect_exit($p);
+	txb_collect_exit($p, idle => 1);
 
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/,
 		$log_offset);

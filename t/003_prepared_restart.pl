@@ -44,6 +44,10 @@ sub restart_with_waiter
 	my $err = txb_collect_exit($w);
 	unlike($err, qr/committed|aborted/,
 		"$what: the waiter got no answer before the $mode stop");
+	like(
+		$err,
+		qr/terminating connection|server closed the connection|connection to server was lost/,
+		"$what: the $mode stop ended the waiter's connection");
 	$node->start;
 	return;
 }

@@ -91,12 +91,17 @@ sub txb_collect
 }
 
 # For a session whose server connection is expected to be gone: waits for
-# psql to exit and returns its stderr.
+# psql to exit and returns its stderr.  psql notices at once when it was
+# waiting for a statement; an idle psql (idle => 1) notices only when it
+# sends its next command, so one is sent.
 sub txb_collect_exit
 {
-	my ($s) = @_;
-	# psql notices the lost connection when it sends its next command.
-	$s->{stdin} .= "SELECT 1;\n";
+	my ($s, %opts) = @_;
+	$s->{stdin} .= "SELECT 1;\n" if $opts{idle};
+	eval {
+		$s->{run}->pump
+		  while $s->{run}->pumpable && !$s->{timeout}->is_expired;
+	};
 	eval { $s->{run}->finish; };
 	return $s->{stderr};
 }
