@@ -31,8 +31,8 @@
  *   (txb_error_message()) and, when the server reported the error, its
  *   SQLSTATE (txb_error_sqlstate()); PQerrorMessage(conn) then also holds
  *   the server's message.  Every library function except the three error
- *   accessors and txb_state_name() clears that record when it starts, so
- *   after a successful call txb_error_code() is TXB_ERR_NONE.
+ *   accessors, txb_state_name() and txb_version() clears that record when
+ *   it starts, so after a successful call txb_error_code() is TXB_ERR_NONE.
  *
  *   A server error inside an explicit transaction leaves that transaction
  *   failed, exactly as any other failing statement would; the application
