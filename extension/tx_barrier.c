@@ -86,6 +86,7 @@ txb_deadline(FunctionCallInfo fcinfo, int argno, bool *has_deadline,
 	int64		months_usecs;
 
 	*has_deadline = false;
+	*deadline = DT_NOEND;
 	if (PG_ARGISNULL(argno))
 		return;
 
