@@ -4,6 +4,7 @@
 MODULE_big = tx_barrier
 OBJS = \
 	extension/tx_barrier.o \
+	extension/barrier_monitor.o \
 	extension/barrier_state.o \
 	extension/barrier_token.o \
 	extension/barrier_wait.o \

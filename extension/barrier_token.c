@@ -44,9 +44,11 @@ typedef struct TxbTokenRecord
 } TxbTokenRecord;
 
 /*
- * Make sure a server restart can never hand out fxid again.
+ * Make sure a server restart can never hand out fxid again.  Returns false
+ * if the record was only queued for the WAL writer (synchronous_commit =
+ * off), so that a later call with a stricter setting flushes it.
  */
-static void
+static bool
 txb_make_token_durable(FullTransactionId fxid)
 {
 	TxbTokenRecord rec;
@@ -66,9 +68,11 @@ txb_make_token_durable(FullTransactionId fxid)
 		XLogFlush(lsn);
 		/* Waits only for remote flush, never apply: nothing to apply. */
 		SyncRepWaitForLSN(lsn, false);
+		return true;
 	}
-	else
-		XLogSetAsyncXactLSN(lsn);
+
+	XLogSetAsyncXactLSN(lsn);
+	return false;
 }
 
 /*
@@ -94,11 +98,9 @@ txb_enqueue(void)
 
 	fxid = GetCurrentFullTransactionId();
 
-	if (txb_durable_tokens && !txb_xact_token_durable(fxid))
-	{
-		txb_make_token_durable(fxid);
+	if (txb_durable_tokens && !txb_xact_token_durable(fxid) &&
+		txb_make_token_durable(fxid))
 		txb_xact_note_durable(fxid);
-	}
 
 	txb_xact_note_enqueue(fxid);
 	return fxid;

@@ -52,9 +52,23 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 	int			save_lock_timeout = LockTimeout;
 	bool		finished = true;
 
+	/*
+	 * ProcSleep arms the lock timeout itself when lock_timeout is set, which
+	 * would cut the wait short (or replace our deadline): the function's own
+	 * timeout argument governs this wait instead.
+	 */
 	if (!has_deadline)
 	{
-		XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		LockTimeout = 0;
+		PG_TRY();
+		{
+			XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		}
+		PG_FINALLY();
+		{
+			LockTimeout = save_lock_timeout;
+		}
+		PG_END_TRY();
 		return true;
 	}
 
@@ -63,11 +77,6 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 
 	PG_TRY();
 	{
-		/*
-		 * ProcSleep arms the lock timeout itself when lock_timeout is set,
-		 * which would replace our deadline; our own timeout argument governs
-		 * this wait instead.
-		 */
 		LockTimeout = 0;
 		enable_timeout_at(LOCK_TIMEOUT, deadline);
 		XactLockTableWait(xid, NULL, NULL, XLTW_None);
@@ -138,6 +147,57 @@ txb_standby_sleep(bool has_deadline, TimestampTz deadline)
 }
 
 /*
+ * One look at the token: its final state, or whether we must sleep.
+ */
+static bool
+txb_wait_done(FullTransactionId fxid, TxbState *state)
+{
+	switch (txb_lookup(fxid, state))
+	{
+		case TXB_LOOKUP_DONE:
+			return true;
+		case TXB_LOOKUP_OWN:
+			/* Our own transaction cannot end while we wait on it. */
+			*state = TXB_IN_PROGRESS;
+			return true;
+		case TXB_LOOKUP_NOT_YET_SEEN:
+			/* On a standby: replay has not reached it yet. */
+			if (!RecoveryInProgress())
+				txb_report_not_yet_seen(fxid);
+			break;
+		case TXB_LOOKUP_RUNNING:
+			break;
+	}
+	*state = TXB_IN_PROGRESS;
+	return false;
+}
+
+/*
+ * Sleep until the token's transaction has ended or the deadline passed.
+ */
+static TxbState
+txb_wait_blocking(FullTransactionId fxid, bool has_deadline,
+				  TimestampTz deadline)
+{
+	TxbState	state;
+
+	do
+	{
+		if (has_deadline && GetCurrentTimestamp() >= deadline)
+			return TXB_IN_PROGRESS;
+
+		if (RecoveryInProgress())
+			txb_standby_sleep(has_deadline, deadline);
+		else
+			(void) txb_lock_wait(XidFromFullTransactionId(fxid),
+								 has_deadline, deadline);
+		/* Either way, look again: the outcome, or a timeout's state. */
+	} while (!txb_wait_done(fxid, &state));
+
+	return state;
+}
+
+/*
  * Wait until the transaction fxid names has ended, or the deadline passed.
  * Returns its outcome, or TXB_IN_PROGRESS on timeout and for the caller's
  * own transaction (which can never end while we wait on it).
@@ -147,33 +207,22 @@ txb_wait(FullTransactionId fxid, bool has_deadline, TimestampTz deadline)
 {
 	TxbState	state;
 
-	for (;;)
+	/* Finished transactions, the common case, cost one lookup. */
+	if (txb_wait_done(fxid, &state))
+		return state;
+
+	txb_monitor_wait_begin(fxid);
+	PG_TRY();
 	{
-		switch (txb_lookup(fxid, &state))
-		{
-			case TXB_LOOKUP_DONE:
-				return state;
-			case TXB_LOOKUP_OWN:
-				return TXB_IN_PROGRESS;
-			case TXB_LOOKUP_NOT_YET_SEEN:
-				/* On a standby: replay has not reached it yet. */
-				if (!RecoveryInProgress())
-					txb_report_not_yet_seen(fxid);
-				break;
-			case TXB_LOOKUP_RUNNING:
-				break;
-		}
-
-		if (has_deadline && GetCurrentTimestamp() >= deadline)
-			return TXB_IN_PROGRESS;
-
-		/* Either way, loop to read the outcome (or a timeout's state). */
-		if (RecoveryInProgress())
-			txb_standby_sleep(has_deadline, deadline);
-		else
-			(void) txb_lock_wait(XidFromFullTransactionId(fxid),
-								 has_deadline, deadline);
+		state = txb_wait_blocking(fxid, has_deadline, deadline);
 	}
+	PG_FINALLY();
+	{
+		txb_monitor_wait_end();
+	}
+	PG_END_TRY();
+
+	return state;
 }
 
 /*

@@ -1,54 +1,27 @@
 /*-------------------------------------------------------------------------
  *
  * barrier_xact.c
- *		Following the transactions that enqueued barriers, and counters.
+ *		Following the transactions that enqueued barriers.
  *
  * A transaction callback and a subtransaction callback keep per-backend
- * bookkeeping of the current transaction's barriers: how many it enqueued
- * and which subtransaction's token is already durable.  When a barrier
- * transaction ends they count its outcome.
+ * bookkeeping of the current transaction's barriers: how many tokens each
+ * subtransaction level enqueued, and which subtransaction's token is
+ * already durable.  When a barrier (sub)transaction ends they count the
+ * outcome of its tokens.
  *
  * The callbacks run for every transaction of every backend that loaded the
  * library, so they return at once when the transaction enqueued nothing.
  * At COMMIT/ABORT time interrupts are held and the transaction is over: the
- * code below only touches static variables and atomics; nothing can ERROR.
- *
- * Counters are cluster-wide when the library is in shared_preload_libraries
- * (a small shared memory segment of atomics), and this session's otherwise:
- * without preloading there is no shared memory to put them in.
+ * code below only touches static variables and counters; nothing can ERROR.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "funcapi.h"
-#include "miscadmin.h"
-#include "port/atomics.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
-#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "tx_barrier.h"
-
-typedef enum TxbCounter
-{
-	TXB_C_ENQUEUED,
-	TXB_C_ENQUEUED_COMMITTED,
-	TXB_C_ENQUEUED_ABORTED,
-	TXB_C_WAITS,
-	TXB_C_WAITS_COMMITTED,
-	TXB_C_WAITS_ABORTED,
-	TXB_C_WAITS_TIMED_OUT,
-	TXB_NUM_COUNTERS
-} TxbCounter;
-
-typedef struct TxbSharedCounters
-{
-	pg_atomic_uint64 c[TXB_NUM_COUNTERS];
-} TxbSharedCounters;
 
 /*
  * Tokens enqueued at one subtransaction nesting level of the current
@@ -59,12 +32,6 @@ typedef struct TxbLevelCount
 	int			nest_level;
 	uint64		tokens;
 } TxbLevelCount;
-
-/* Cluster-wide counters; NULL unless preloaded. */
-static TxbSharedCounters *txb_shared = NULL;
-
-/* This session's counters, used when not preloaded. */
-static uint64 txb_local[TXB_NUM_COUNTERS];
 
 /*
  * The current transaction's barrier stack.  The array lives in
@@ -77,17 +44,6 @@ static int	txb_levels_size = 0;
 
 /* The newest subtransaction xid whose token has been made durable. */
 static FullTransactionId txb_durable_fxid = {0};
-
-static shmem_startup_hook_type txb_prev_shmem_startup_hook = NULL;
-
-static inline void
-txb_count(TxbCounter c, int64 delta)
-{
-	if (txb_shared != NULL)
-		pg_atomic_fetch_add_u64(&txb_shared->c[c], delta);
-	else
-		txb_local[c] += delta;
-}
 
 /* Sum of the tokens at nesting levels >= level, popping them. */
 static uint64
@@ -216,87 +172,10 @@ txb_xact_note_durable(FullTransactionId fxid)
 	txb_durable_fxid = fxid;
 }
 
-void
-txb_stats_count_wait(TxbState state)
-{
-	txb_count(TXB_C_WAITS, 1);
-	switch (state)
-	{
-		case TXB_COMMITTED:
-			txb_count(TXB_C_WAITS_COMMITTED, 1);
-			break;
-		case TXB_ABORTED:
-			txb_count(TXB_C_WAITS_ABORTED, 1);
-			break;
-		case TXB_IN_PROGRESS:
-			txb_count(TXB_C_WAITS_TIMED_OUT, 1);
-			break;
-	}
-}
-
-static void
-txb_shmem_startup(void)
-{
-	bool		found;
-
-	if (txb_prev_shmem_startup_hook)
-		txb_prev_shmem_startup_hook();
-
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	txb_shared = ShmemInitStruct("tx_barrier counters",
-								 sizeof(TxbSharedCounters), &found);
-	if (!found)
-	{
-		for (int i = 0; i < TXB_NUM_COUNTERS; i++)
-			pg_atomic_init_u64(&txb_shared->c[i], 0);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/* From the shmem_request_hook, only when preloaded. */
-void
-txb_shmem_request(void)
-{
-	RequestAddinShmemSpace(MAXALIGN(sizeof(TxbSharedCounters)));
-}
-
 /* From _PG_init. */
 void
 txb_xact_init(void)
 {
 	RegisterXactCallback(txb_xact_callback, NULL);
 	RegisterSubXactCallback(txb_subxact_callback, NULL);
-
-	if (process_shared_preload_libraries_in_progress)
-	{
-		txb_prev_shmem_startup_hook = shmem_startup_hook;
-		shmem_startup_hook = txb_shmem_startup;
-	}
-}
-
-PG_FUNCTION_INFO_V1(barrier_stats);
-
-/*
- * barrier_stats(): the counters, cluster-wide or this session's.
- */
-Datum
-barrier_stats(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[TXB_NUM_COUNTERS + 1];
-	bool		nulls[TXB_NUM_COUNTERS + 1] = {0};
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	values[0] = CStringGetTextDatum(txb_shared != NULL ? "cluster" : "session");
-	for (int i = 0; i < TXB_NUM_COUNTERS; i++)
-	{
-		uint64		v = txb_shared != NULL ?
-			pg_atomic_read_u64(&txb_shared->c[i]) : txb_local[i];
-
-		values[i + 1] = Int64GetDatum((int64) v);
-	}
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

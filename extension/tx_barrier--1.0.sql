@@ -62,3 +62,14 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.barrier_stats() IS
 'barrier counters: cluster-wide when tx_barrier is in shared_preload_libraries, else this session''s';
+
+CREATE FUNCTION @extschema@.barrier_waiters(
+	OUT pid pg_catalog.int4,
+	OUT token pg_catalog.xid8,
+	OUT waiting_since pg_catalog.timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'barrier_waiters'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.barrier_waiters() IS
+'sessions blocked in barrier_wait or barrier_wait_all, with their tokens (needs shared_preload_libraries)';

@@ -39,16 +39,6 @@ bool		txb_durable_tokens = true;
 void		_PG_init(void);
 #endif
 
-static shmem_request_hook_type txb_prev_shmem_request_hook = NULL;
-
-static void
-txb_request_shmem(void)
-{
-	if (txb_prev_shmem_request_hook)
-		txb_prev_shmem_request_hook();
-	txb_shmem_request();
-}
-
 void
 _PG_init(void)
 {
@@ -64,12 +54,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("tx_barrier");
 
 	txb_xact_init();
-
-	if (process_shared_preload_libraries_in_progress)
-	{
-		txb_prev_shmem_request_hook = shmem_request_hook;
-		shmem_request_hook = txb_request_shmem;
-	}
+	txb_monitor_init();
 }
 
 /*
@@ -189,7 +174,7 @@ barrier_wait(PG_FUNCTION_ARGS)
 
 	txb_state_datums(txb_result_enum_type(fcinfo), labels);
 	state = txb_wait(fxid, has_deadline, deadline);
-	txb_stats_count_wait(state);
+	txb_count_wait(state);
 	txb_warn_if_snapshot_hides(fxid, state);
 	PG_RETURN_DATUM(labels[state]);
 }
@@ -249,7 +234,7 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 			FullTransactionId fxid = DatumGetFullTransactionId(elems[i]);
 			TxbState	state = txb_wait(fxid, has_deadline, deadline);
 
-			txb_stats_count_wait(state);
+			txb_count_wait(state);
 			if (!hidden_warned && state == TXB_COMMITTED &&
 				IsolationUsesXactSnapshot())
 			{

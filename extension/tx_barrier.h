@@ -53,7 +53,24 @@ extern void txb_xact_init(void);
 extern void txb_xact_note_enqueue(FullTransactionId fxid);
 extern bool txb_xact_token_durable(FullTransactionId fxid);
 extern void txb_xact_note_durable(FullTransactionId fxid);
-extern void txb_stats_count_wait(TxbState state);
-extern void txb_shmem_request(void);
+
+/* barrier_monitor.c */
+typedef enum TxbCounter
+{
+	TXB_C_ENQUEUED,
+	TXB_C_ENQUEUED_COMMITTED,
+	TXB_C_ENQUEUED_ABORTED,
+	TXB_C_WAITS,
+	TXB_C_WAITS_COMMITTED,
+	TXB_C_WAITS_ABORTED,
+	TXB_C_WAITS_TIMED_OUT,
+	TXB_NUM_COUNTERS
+} TxbCounter;
+
+extern void txb_monitor_init(void);
+extern void txb_count(TxbCounter c, uint64 delta);
+extern void txb_count_wait(TxbState state);
+extern void txb_monitor_wait_begin(FullTransactionId fxid);
+extern void txb_monitor_wait_end(void);
 
 #endif							/* TX_BARRIER_H */

@@ -77,3 +77,6 @@ DROP SCHEMA hostile CASCADE;
 DROP EXTENSION tx_barrier;
 SELECT count(*) FROM pg_proc WHERE proname LIKE 'barrier\_%';
 CREATE EXTENSION tx_barrier;
+
+-- the waiter registry lives in shared memory, which needs preloading
+SELECT * FROM barrier_waiters();

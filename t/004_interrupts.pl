@@ -192,13 +192,9 @@ for my $call ("barrier_wait('$token')", "barrier_wait('$token', '10 min')")
 		'lock_timeout 50ms, no timeout: the wait blocked 200ms or ended');
 	my $still_waiting = $node->safe_psql('postgres',
 		"SELECT state = 'active' FROM pg_stat_activity WHERE pid = $wpid");
-	{
-		local $TODO =
-		  'lock_timeout still ends barrier_wait() without a timeout (55P03)';
-		is($still_waiting, 't',
-			'lock_timeout 50ms does not cut short barrier_wait(token) without a timeout'
-		);
-	}
+	is($still_waiting, 't',
+		'lock_timeout 50ms does not cut short barrier_wait(token) without a timeout'
+	);
 	$node->safe_psql('postgres', "SELECT pg_cancel_backend($wpid)")
 	  if $still_waiting eq 't';
 	my (undef, $werr) = txb_collect($w);

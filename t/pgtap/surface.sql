@@ -1,7 +1,7 @@
 -- pgTAP: the SQL contract other tools depend on, and the SQLSTATE of every
 -- error a client may want to tell apart.
 BEGIN;
-SELECT plan(39);
+SELECT plan(41);
 
 -- names and signatures
 SELECT has_type('pg_catalog', 'barrier_state', 'type barrier_state exists');
@@ -12,6 +12,7 @@ SELECT has_function('pg_catalog', 'barrier_status', ARRAY['xid8']);
 SELECT has_function('pg_catalog', 'barrier_wait', ARRAY['xid8', 'interval']);
 SELECT has_function('pg_catalog', 'barrier_wait_all', ARRAY['xid8[]', 'interval']);
 SELECT has_function('pg_catalog', 'barrier_stats', ARRAY[]::name[]);
+SELECT has_function('pg_catalog', 'barrier_waiters', ARRAY[]::name[]);
 SELECT function_returns('pg_catalog', 'barrier_enqueue', ARRAY[]::name[], 'xid8');
 SELECT function_returns('pg_catalog', 'barrier_status', ARRAY['xid8'], 'barrier_state');
 SELECT function_returns('pg_catalog', 'barrier_wait', ARRAY['xid8', 'interval'], 'barrier_state');
@@ -63,6 +64,9 @@ SELECT throws_ok($$SELECT barrier_wait('2', '178000000 years')$$, '22023', NULL,
 	'timeout out of range: 22023');
 SELECT throws_ok($$SELECT * FROM barrier_wait_all('{{2},{2}}')$$, '2202E', NULL,
 	'two-dimensional token array: 2202E');
+
+SELECT throws_ok($$SELECT * FROM barrier_waiters()$$, '55000', NULL,
+	'barrier_waiters() without shared_preload_libraries: 55000');
 
 -- counters of this session
 SELECT is((SELECT scope FROM barrier_stats()), 'session',
