@@ -30,3 +30,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies unless the server was configured with
+# --enable-depend.
+$(OBJS): extension/tx_barrier.h

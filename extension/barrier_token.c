@@ -23,16 +23,29 @@
  * would require shared_preload_libraries).  One record per subtransaction
  * is enough; further tokens of the same subtransaction cost nothing.
  *
+ * Often no record is needed at all.  Replay also advances nextXid past
+ * every xid a commit record names, so once any transaction with a newer
+ * xid than ours has a durable commit record, our xid can never be handed
+ * out again.  The commit log says, for each committed xid, whether its
+ * commit record is flushed (synchronous commits are marked only after the
+ * flush; asynchronous ones carry their record's LSN): a few lookups there,
+ * starting from the newest completed xid, replace a WAL flush whenever the
+ * token is taken after later transactions have committed, as when it is
+ * taken late in a transaction under concurrency.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/clog.h"
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/pg_control.h"
 #include "replication/syncrep.h"
+#include "replication/walsender.h"
+#include "storage/lwlock.h"
 
 #include "tx_barrier.h"
 
@@ -42,6 +55,47 @@ typedef struct TxbTokenRecord
 	char		magic[8];		/* "txbarier" */
 	uint64		token;
 } TxbTokenRecord;
+
+/* How many completed xids to look at for a durable newer commit. */
+#define TXB_COVER_PROBES	8
+
+/*
+ * Does a durable commit record of a newer transaction already keep fxid
+ * from ever being handed out again?
+ */
+static bool
+txb_token_covered(FullTransactionId fxid)
+{
+	FullTransactionId candidate;
+
+	/*
+	 * Under synchronous replication the record must also have reached the
+	 * standbys, which the commit log does not tell.
+	 */
+	if (SyncRepRequested() && SyncRepStandbyNames != NULL &&
+		SyncRepStandbyNames[0] != '\0')
+		return false;
+
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	candidate = ShmemVariableCache->latestCompletedXid;
+	LWLockRelease(ProcArrayLock);
+
+	for (int i = 0;
+		 i < TXB_COVER_PROBES && FullTransactionIdFollows(candidate, fxid);
+		 i++)
+	{
+		XLogRecPtr	commit_lsn;
+		XidStatus	status;
+
+		status = TransactionIdGetStatus(XidFromFullTransactionId(candidate),
+										&commit_lsn);
+		if (status == TRANSACTION_STATUS_COMMITTED &&
+			commit_lsn <= GetFlushRecPtr(NULL))
+			return true;
+		FullTransactionIdRetreat(&candidate);
+	}
+	return false;
+}
 
 /*
  * Make sure a server restart can never hand out fxid again.  Returns false
@@ -57,10 +111,17 @@ txb_make_token_durable(FullTransactionId fxid)
 	memcpy(rec.magic, "txbarier", sizeof(rec.magic));
 	rec.token = U64FromFullTransactionId(fxid);
 
+	if (txb_token_covered(fxid))
+	{
+		txb_count(TXB_C_TOKENS_COVERED, 1);
+		return true;
+	}
+
 	/* The record header's xl_xid is GetCurrentTransactionIdIfAny(): fxid. */
 	XLogBeginInsert();
 	XLogRegisterData((char *) &rec, sizeof(rec));
 	lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
+	txb_count(TXB_C_TOKEN_RECORDS, 1);
 
 	/* As durable as this session's commit records are. */
 	if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)

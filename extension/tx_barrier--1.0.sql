@@ -52,6 +52,8 @@ CREATE FUNCTION @extschema@.barrier_stats(
 	OUT enqueued pg_catalog.int8,
 	OUT enqueued_committed pg_catalog.int8,
 	OUT enqueued_aborted pg_catalog.int8,
+	OUT token_records pg_catalog.int8,
+	OUT tokens_covered pg_catalog.int8,
 	OUT waits pg_catalog.int8,
 	OUT waits_committed pg_catalog.int8,
 	OUT waits_aborted pg_catalog.int8,
