@@ -157,14 +157,12 @@ class TransactionBarrierTask(Task):
         except Exception as exc:
             if not _is_transient(exc):
                 raise
-            logger.warning("%s[%s]: barrier wait failed (%s), retrying",
-                           self.name, request.id, exc)
+            logger.warning("barrier wait failed (%s), retrying", exc)
             self._barrier_retry(request, token, using, waits, exc)
         if state == COMMITTED:
             return
         if state == ABORTED:
-            logger.info("%s[%s]: transaction %s aborted, not running",
-                        self.name, request.id, token)
+            logger.info("transaction %s aborted, not running", token)
             if self.barrier_on_abort == "ignore":
                 raise Ignore()
             raise TransactionAborted(
