@@ -199,6 +199,24 @@ class BarrierTaskTest(unittest.TestCase):
         self.assertIsInstance(exc, BarrierTimeout)
         self.assertEqual(runs(self.obs, self.key), 0)
 
+    def test_unreachable_database_is_retried_not_run(self):
+        conn = psycopg2.connect(dbname=support.dbname())
+        try:
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO shop_item (key, value) "
+                            "VALUES (%s, 'x') RETURNING id", (self.key,))
+                item_id = cur.fetchone()[0]
+            r = tasks.record_item_give_up.apply_async_with_barrier(
+                args=(item_id, self.key), db_connection=conn,
+                using="unreachable")
+            conn.commit()
+        finally:
+            conn.close()
+        exc = self.get(r, propagate=False)
+        self.assertIsInstance(exc, BarrierTimeout)
+        self.assertIn("after 2 barrier retries", str(exc))
+        self.assertEqual(runs(self.obs, self.key), 0)
+
     # --- no barrier -------------------------------------------------------------
 
     def test_autocommit_behaves_like_apply_async(self):

@@ -77,10 +77,14 @@ class TransactionBarrierTask(Task):
     ``barrier_retry_delay``
         countdown, in seconds, of the retry sent when the wait timed out
         (default 0: the wait itself was the delay).
+    ``barrier_error_retry_delay``
+        countdown of the retry sent when the worker could not reach the
+        database (connection errors, cancelled statements; default 1).
     ``barrier_max_retries``
-        how many timed-out waits before failing with :class:`BarrierTimeout`
-        (default ``None``: until the transaction ends).  Barrier retries do
-        not count towards Celery's ``max_retries``/``request.retries``.
+        how many retries (timed-out waits and connection errors) before
+        failing with :class:`BarrierTimeout` (default ``None``: until the
+        transaction ends).  Barrier retries do not count towards Celery's
+        ``max_retries``/``request.retries``.
     ``barrier_on_abort``
         ``"raise"`` (default): raise :class:`TransactionAborted`, so the task
         is recorded as failed and ``link_error`` errbacks run; ``"ignore"``:
@@ -92,6 +96,7 @@ class TransactionBarrierTask(Task):
 
     barrier_timeout = 10.0
     barrier_retry_delay = 0
+    barrier_error_retry_delay = 1.0
     barrier_max_retries = None
     barrier_on_abort = "raise"
     barrier_using = None
@@ -158,7 +163,8 @@ class TransactionBarrierTask(Task):
             if not _is_transient(exc):
                 raise
             logger.warning("barrier wait failed (%s), retrying", exc)
-            self._barrier_retry(request, token, using, waits, exc)
+            self._barrier_retry(request, token, using, waits, exc,
+                                self.barrier_error_retry_delay)
         if state == COMMITTED:
             return
         if state == ABORTED:
@@ -172,11 +178,12 @@ class TransactionBarrierTask(Task):
             self._barrier_retry(
                 request, token, using, waits,
                 BarrierTimeout("transaction %s still in progress after %ss"
-                               % (token, self.barrier_timeout)))
+                               % (token, self.barrier_timeout)),
+                self.barrier_retry_delay)
         raise BarrierError("unexpected barrier state %r for token %s"
                            % (state, token))
 
-    def _barrier_retry(self, request, token, using, waits, exc):
+    def _barrier_retry(self, request, token, using, waits, exc, countdown):
         """Sends the task again, unchanged but for the wait counter, and
         tells the worker it is being retried (Celery's ``Retry``)."""
         limit = self.barrier_max_retries
@@ -184,7 +191,6 @@ class TransactionBarrierTask(Task):
             raise BarrierTimeout(
                 "gave up on %s[%s] after %d barrier retries: %s"
                 % (self.name, request.id, waits, exc))
-        countdown = self.barrier_retry_delay
         sig = self.signature_from_request(
             request, countdown=countdown, retries=request.retries,
             headers={TOKEN_HEADER: token, USING_HEADER: using,

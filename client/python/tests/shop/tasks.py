@@ -38,7 +38,7 @@ def record_item_impatient(self, item_id, key):
 
 
 @shared_task(base=TransactionBarrierTask, bind=True, barrier_timeout=0.5,
-             barrier_max_retries=2)
+             barrier_max_retries=2, barrier_error_retry_delay=0.1)
 def record_item_give_up(self, item_id, key):
     """Fails with BarrierTimeout after two retries."""
     return _record(self, item_id, key)

@@ -47,4 +47,6 @@ CELERY_TX_BARRIER_DATABASES = {
             ("user", os.environ.get("PGUSER")),
             ("dbname", os.environ.get("TXB_PY_DB", "txb_python")),
         ) if v),
+    # Nothing listens on port 1: the worker cannot reach this one.
+    "unreachable": "host=127.0.0.1 port=1 dbname=none connect_timeout=2",
 }
