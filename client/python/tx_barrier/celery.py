@@ -36,7 +36,8 @@ from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.log import get_task_logger
 
-from . import ABORTED, COMMITTED, IN_PROGRESS, BarrierError, normalize_token
+from . import (ABORTED, COMMITTED, IN_PROGRESS, BarrierConfigurationError,
+               BarrierError, normalize_token)
 from . import db as _db
 
 __all__ = [
@@ -127,6 +128,12 @@ class TransactionBarrierTask(Task):
         """
         using = using or self.barrier_using
         token = None
+        if self.app.conf.task_protocol == 1:
+            # Message protocol 1 has no headers: the token would be dropped
+            # and the task would run without waiting.
+            raise BarrierConfigurationError(
+                "transaction barriers need Celery's task message protocol 2 "
+                "(task_protocol = 2, the default)")
         if not self.app.conf.task_always_eager:
             token = _db.producer_token(using=using, connection=db_connection)
         if token is not None:
