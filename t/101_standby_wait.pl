@@ -311,11 +311,17 @@ my $waiter_pid = session_pid($waiter);
 	ok( $standby->poll_query_until('postgres',
 			"SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid"),
 		'standby wait shows wait_event_type Extension');
+	is( $standby->safe_psql('postgres',
+			"SELECT count(*) FROM barrier_waiters() WHERE pid = $waiter_pid AND token = '$token' AND waiting_since <= now()"
+		),
+		'1', 'barrier_waiters() on the standby lists the waiter and its token');
 	$standby->safe_psql('postgres', "SELECT pg_cancel_backend($waiter_pid)");
 	my ($o, $e) = collect($waiter, 30);
 	like($e, qr/canceling statement due to user request/,
 		'pg_cancel_backend interrupts a standby wait');
 	is($waiter->query_safe('SELECT 1'), '1', 'session usable after the cancel');
+	is($standby->safe_psql('postgres', "SELECT count(*) FROM barrier_waiters() WHERE pid = $waiter_pid"),
+		'0', 'a cancelled wait leaves barrier_waiters()');
 	$producer->query_safe('COMMIT');
 }
 

@@ -237,6 +237,8 @@ ok( $node->poll_query_until('postgres',
 		  . "AND backend_type = 'client backend' "
 		  . "AND (state <> 'idle' OR wait_event_type = 'Lock')"),
 	'no server connection is left active or waiting');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM barrier_waiters()'),
+	'0', 'barrier_waiters() is empty afterwards');
 my $pools = show_pools();
 is($pools->{worker}{cl_waiting}, 0, 'pgbouncer: no worker client queued');
 is($pools->{worker}{sv_active}, 0, 'pgbouncer: no worker server connection busy');
@@ -272,6 +274,8 @@ is($wt, 0, 'barrier_stats: no wait timed out');
 	  || time > $deadline;
 	is($p->{worker}{sv_active}, $pool_size,
 		'each waiting client occupies a server connection');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM barrier_waiters() WHERE token = '$token'"),
+		$pool_size, 'barrier_waiters() shows one entry per server connection waiting');
 	is($p->{worker}{cl_waiting}, 2, 'waiters beyond the pool size queue in pgbouncer');
 
 	$producer->{in} .= "COMMIT;\n\\q\n";
