@@ -1,15 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * barrier_monitor.c
- *		Counters and the registry of waiting sessions, for operators.
+ *		Shared memory: counters, the registry of waiting sessions, and the
+ *		hot standby wake-up state.
  *
  * With tx_barrier in shared_preload_libraries, a small shared memory
- * segment holds cluster-wide counters (atomics) and one slot per backend
- * saying which token it is waiting on and since when: barrier_waiters()
- * reads it, with the full 64-bit token, on primaries and standbys alike.
+ * segment holds cluster-wide counters (atomics), one slot per backend
+ * saying which token it is waiting on and since when (barrier_waiters()
+ * reads it, with the full 64-bit token, on primaries and standbys alike),
+ * and the state that lets standby waiters share one replay poller.
  * Without preloading there is no shared memory to put them in; counters
- * are then this session's, and waits on a primary are still visible as
- * transactionid lock waits in pg_locks.
+ * are then this session's, waits on a primary are still visible as
+ * transactionid lock waits in pg_locks, and each standby waiter polls.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +41,7 @@ typedef struct TxbWaiterSlot
 typedef struct TxbShared
 {
 	pg_atomic_uint64 counters[TXB_NUM_COUNTERS];
+	TxbReplayWake replay;
 	int			nslots;
 	TxbWaiterSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } TxbShared;
@@ -85,6 +88,9 @@ txb_shmem_startup(void)
 	{
 		for (int i = 0; i < TXB_NUM_COUNTERS; i++)
 			pg_atomic_init_u64(&txb_shared->counters[i], 0);
+		pg_atomic_init_u32(&txb_shared->replay.poller_pid, 0);
+		pg_atomic_init_u64(&txb_shared->replay.replay_lsn, 0);
+		ConditionVariableInit(&txb_shared->replay.replay_cv);
 		txb_shared->nslots = MaxBackends + 1;
 		for (int i = 0; i < txb_shared->nslots; i++)
 		{
@@ -106,6 +112,28 @@ txb_monitor_init(void)
 	shmem_request_hook = txb_shmem_request;
 	txb_prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = txb_shmem_startup;
+}
+
+/* The standby wake-up state, or NULL when not preloaded. */
+TxbReplayWake *
+txb_replay_wake(void)
+{
+	return txb_shared != NULL ? &txb_shared->replay : NULL;
+}
+
+/*
+ * Give up the standby poller's job if we hold it, waking the sleepers so
+ * that one of them takes it over at once.
+ */
+void
+txb_replay_release(void)
+{
+	uint32		me = (uint32) MyProcPid;
+
+	if (txb_shared != NULL &&
+		pg_atomic_read_u32(&txb_shared->replay.poller_pid) == me &&
+		pg_atomic_compare_exchange_u32(&txb_shared->replay.poller_pid, &me, 0))
+		ConditionVariableBroadcast(&txb_shared->replay.replay_cv);
 }
 
 /* Never errors: called from transaction callbacks. */
@@ -153,6 +181,7 @@ txb_monitor_wait_begin(FullTransactionId fxid)
 		MyBackendId >= txb_shared->nslots)
 		return;
 
+	/* Also releases the standby poller's job if we die holding it. */
 	if (!txb_exit_callback_registered)
 	{
 		before_shmem_exit(txb_monitor_exit, (Datum) 0);
@@ -172,6 +201,8 @@ txb_monitor_wait_begin(FullTransactionId fxid)
 void
 txb_monitor_wait_end(void)
 {
+	txb_replay_release();
+
 	if (txb_my_slot == NULL)
 		return;
 	pg_atomic_write_u64(&txb_my_slot->token, 0);

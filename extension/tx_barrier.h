@@ -14,6 +14,8 @@
 
 #include "access/transam.h"
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
 
 /* Outcome of a token's transaction; order matches the barrier_state enum. */
 typedef enum TxbState
@@ -69,7 +71,21 @@ typedef enum TxbCounter
 	TXB_NUM_COUNTERS
 } TxbCounter;
 
+/*
+ * Hot standby wake-ups, when preloaded: one waiting backend at a time (the
+ * poller) watches replay progress and wakes the others through the
+ * condition variable, so that idle waiters do not all poll.
+ */
+typedef struct TxbReplayWake
+{
+	pg_atomic_uint32 poller_pid;	/* 0: nobody polls */
+	pg_atomic_uint64 replay_lsn;	/* replay position the poller last saw */
+	ConditionVariable replay_cv;	/* broadcast when it advanced */
+} TxbReplayWake;
+
 extern void txb_monitor_init(void);
+extern TxbReplayWake *txb_replay_wake(void);
+extern void txb_replay_release(void);
 extern void txb_count(TxbCounter c, uint64 delta);
 extern void txb_count_wait(TxbState state);
 extern void txb_monitor_wait_begin(FullTransactionId fxid);
