@@ -98,15 +98,32 @@ txb_deadline(FunctionCallInfo fcinfo, int argno, bool *has_deadline,
 	*has_deadline = true;
 }
 
-/* The OID of barrier_state, from the function's declared result. */
-static Oid
-txb_result_enum_type(FunctionCallInfo fcinfo)
+/*
+ * The barrier_state Datum of each TxbState, looked up once per call site
+ * (cached in fn_extra), not once per call: workers call these functions in
+ * tight loops.  The type comes from the function's declared result: the
+ * enum itself, or the "state" column of barrier_wait_all's rows.
+ */
+static const Datum *
+txb_labels(FunctionCallInfo fcinfo)
 {
-	Oid			type = get_fn_expr_rettype(fcinfo->flinfo);
+	Datum	   *labels = (Datum *) fcinfo->flinfo->fn_extra;
+	TupleDesc	tupdesc;
+	Oid			type;
 
+	if (labels != NULL)
+		return labels;
+
+	if (get_call_result_type(fcinfo, &type, &tupdesc) == TYPEFUNC_COMPOSITE)
+		type = TupleDescAttr(tupdesc, tupdesc->natts - 1)->atttypid;
 	if (!OidIsValid(type) || !type_is_enum(type))
 		elog(ERROR, "tx_barrier function must return barrier_state");
-	return type;
+
+	labels = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+								TXB_NUM_STATES * sizeof(Datum));
+	txb_state_datums(type, labels);
+	fcinfo->flinfo->fn_extra = labels;
+	return labels;
 }
 
 PG_FUNCTION_INFO_V1(barrier_enqueue);
@@ -129,10 +146,8 @@ Datum
 barrier_status(PG_FUNCTION_ARGS)
 {
 	FullTransactionId fxid = PG_GETARG_FULLTRANSACTIONID(0);
-	Datum		labels[3];
+	const Datum *labels = txb_labels(fcinfo);
 	TxbState	state;
-
-	txb_state_datums(txb_result_enum_type(fcinfo), labels);
 
 	switch (txb_lookup(fxid, &state))
 	{
@@ -163,7 +178,6 @@ barrier_wait(PG_FUNCTION_ARGS)
 	FullTransactionId fxid;
 	bool		has_deadline;
 	TimestampTz deadline;
-	Datum		labels[3];
 	TxbState	state;
 
 	/* Validate the timeout even when the token is NULL. */
@@ -172,11 +186,10 @@ barrier_wait(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	fxid = PG_GETARG_FULLTRANSACTIONID(0);
 
-	txb_state_datums(txb_result_enum_type(fcinfo), labels);
 	state = txb_wait(fxid, has_deadline, deadline);
 	txb_count_wait(state);
 	txb_warn_if_snapshot_hides(fxid, state);
-	PG_RETURN_DATUM(labels[state]);
+	PG_RETURN_DATUM(txb_labels(fcinfo)[state]);
 }
 
 PG_FUNCTION_INFO_V1(barrier_wait_all);
@@ -198,7 +211,7 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			nelems;
-	Datum		labels[3];
+	const Datum *labels;
 	bool		hidden_warned = false;
 
 	txb_deadline(fcinfo, 1, &has_deadline, &deadline);
@@ -216,7 +229,7 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &elems, &elem_nulls, &nelems);
 
-	txb_state_datums(TupleDescAttr(rsinfo->setDesc, 1)->atttypid, labels);
+	labels = txb_labels(fcinfo);
 
 	for (int i = 0; i < nelems; i++)
 	{

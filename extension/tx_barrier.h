@@ -25,6 +25,8 @@ typedef enum TxbState
 	TXB_ABORTED
 } TxbState;
 
+#define TXB_NUM_STATES	(TXB_ABORTED + 1)
+
 /* How barrier_status() and the waiters classify a token before waiting. */
 typedef enum TxbLookup
 {
