@@ -439,30 +439,16 @@ txb_enqueue(PGconn *conn, txb_token *token)
  * Worker: blocking calls
  * ---------------------------------------------------------------------- */
 
-TXB_API txb_state
-txb_status(PGconn *conn, txb_token token)
+/*
+ * Runs a query that takes a token (and, if nparams is 2, a timeout, NULL
+ * for no limit) and returns one barrier_state: the blocking status and
+ * wait calls.
+ */
+static txb_state
+exec_single(PGconn *conn, const char *sql, int nparams, txb_token token,
+			const char *timeout)
 {
 	char		tokbuf[TXB_TOKEN_BUFSIZE];
-	const char *params[1];
-	PGresult   *res;
-	txb_state	state;
-
-	clear_error();
-	if (check_conn(conn) < 0)
-		return TXB_ERROR;
-	(void) txb_token_format(token, tokbuf, sizeof(tokbuf));
-	params[0] = tokbuf;
-	res = PQexecParams(conn, SQL_STATUS, 1, NULL, params, NULL, NULL, 0);
-	state = single_state(conn, res);
-	PQclear(res);
-	return state;
-}
-
-TXB_API txb_state
-txb_wait(PGconn *conn, txb_token token, int timeout_ms)
-{
-	char		tokbuf[TXB_TOKEN_BUFSIZE];
-	char		tmbuf[TIMEOUT_BUFSIZE];
 	const char *params[2];
 	PGresult   *res;
 	txb_state	state;
@@ -472,11 +458,26 @@ txb_wait(PGconn *conn, txb_token token, int timeout_ms)
 		return TXB_ERROR;
 	(void) txb_token_format(token, tokbuf, sizeof(tokbuf));
 	params[0] = tokbuf;
-	params[1] = timeout_param(timeout_ms, tmbuf);
-	res = PQexecParams(conn, SQL_WAIT, 2, NULL, params, NULL, NULL, 0);
+	params[1] = timeout;
+	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	state = single_state(conn, res);
 	PQclear(res);
 	return state;
+}
+
+TXB_API txb_state
+txb_status(PGconn *conn, txb_token token)
+{
+	return exec_single(conn, SQL_STATUS, 1, token, NULL);
+}
+
+TXB_API txb_state
+txb_wait(PGconn *conn, txb_token token, int timeout_ms)
+{
+	char		tmbuf[TIMEOUT_BUFSIZE];
+
+	return exec_single(conn, SQL_WAIT, 2, token,
+					   timeout_param(timeout_ms, tmbuf));
 }
 
 TXB_API int
@@ -513,6 +514,20 @@ txb_wait_all(PGconn *conn, const txb_token *tokens, txb_state *states,
  * Worker: nonblocking calls
  * ---------------------------------------------------------------------- */
 
+/* Sends a wait; 0 when it is on its way, -1 with the error set. */
+static int
+send_wait(PGconn *conn, const char *sql, const char *const *params)
+{
+	if (!PQsendQueryParams(conn, sql, 2, NULL, params, NULL, NULL, 0))
+	{
+		set_error(PQstatus(conn) == CONNECTION_OK ? TXB_ERR_BUSY :
+				  TXB_ERR_CONNECTION, "could not send the wait: %s",
+				  conn_message(conn));
+		return -1;
+	}
+	return 0;
+}
+
 TXB_API int
 txb_wait_send(PGconn *conn, txb_token token, int timeout_ms)
 {
@@ -526,14 +541,7 @@ txb_wait_send(PGconn *conn, txb_token token, int timeout_ms)
 	(void) txb_token_format(token, tokbuf, sizeof(tokbuf));
 	params[0] = tokbuf;
 	params[1] = timeout_param(timeout_ms, tmbuf);
-	if (!PQsendQueryParams(conn, SQL_WAIT, 2, NULL, params, NULL, NULL, 0))
-	{
-		set_error(PQstatus(conn) == CONNECTION_OK ? TXB_ERR_BUSY :
-				  TXB_ERR_CONNECTION, "could not send the wait: %s",
-				  conn_message(conn));
-		return -1;
-	}
-	return 0;
+	return send_wait(conn, SQL_WAIT, params);
 }
 
 TXB_API int
@@ -543,7 +551,7 @@ txb_wait_all_send(PGconn *conn, const txb_token *tokens, size_t n,
 	char		tmbuf[TIMEOUT_BUFSIZE];
 	const char *params[2];
 	char	   *array;
-	int			sent;
+	int			rc;
 
 	clear_error();
 	if (check_conn(conn) < 0)
@@ -553,17 +561,9 @@ txb_wait_all_send(PGconn *conn, const txb_token *tokens, size_t n,
 		return -1;
 	params[0] = array;
 	params[1] = timeout_param(timeout_ms, tmbuf);
-	sent = PQsendQueryParams(conn, SQL_WAIT_ALL, 2, NULL, params, NULL, NULL,
-							 0);
+	rc = send_wait(conn, SQL_WAIT_ALL, params);
 	free(array);
-	if (!sent)
-	{
-		set_error(PQstatus(conn) == CONNECTION_OK ? TXB_ERR_BUSY :
-				  TXB_ERR_CONNECTION, "could not send the wait: %s",
-				  conn_message(conn));
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 TXB_API txb_poll_status

@@ -439,22 +439,10 @@ main(int argc, char **argv)
 			(void) sigaction(signo, &sa, NULL);
 	}
 
-	if (cmd == CMD_STATUS)
+	if (cmd == CMD_STATUS || cmd == CMD_WAIT)
 	{
-		txb_state	st = txb_status(conn, tokens[0]);
-
-		if (st == TXB_ERROR)
-			status = failure_exit();
-		else
-		{
-			if (!quiet)
-				printf("%s\n", txb_state_name(st));
-			status = state_exit(st);
-		}
-	}
-	else if (cmd == CMD_WAIT)
-	{
-		txb_state	st = wait_one(conn, tokens[0], timeout_ms);
+		txb_state	st = cmd == CMD_STATUS ? txb_status(conn, tokens[0]) :
+			wait_one(conn, tokens[0], timeout_ms);
 
 		if (st == TXB_ERROR)
 			status = failure_exit();
