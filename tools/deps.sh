@@ -45,4 +45,6 @@ if [ ! -e /etc/postgresql-common/createcluster.conf ] || ! grep -q '^create_main
 	echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
 fi
 apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+apt-get install -y -q --no-install-recommends \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+	"${missing[@]}"
