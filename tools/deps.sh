@@ -11,7 +11,7 @@ PACKAGES=(
 	# TAP tests (PostgreSQL::Test::Cluster) and pgTAP
 	libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	# client library checks
-	valgrind clang libclang-rt-14-dev
+	valgrind clang libclang-rt-14-dev cppcheck clang-tidy
 	# scale-out tests
 	pgbouncer
 	# Celery/Django adapter tests (for /usr/bin/python3)
