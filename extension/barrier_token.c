@@ -45,6 +45,7 @@
 #include "catalog/pg_control.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
+#include "replication/walsender_private.h"
 #include "storage/lwlock.h"
 
 #include "tx_barrier.h"
@@ -98,6 +99,30 @@ txb_token_covered(FullTransactionId fxid)
 }
 
 /*
+ * After SyncRepWaitForLSN: did the synchronous standbys really confirm lsn?
+ * A cancelled wait returns with only a WARNING, written for commits ("has
+ * already committed locally"); a token must not leave the server then.
+ */
+static bool
+txb_syncrep_confirmed(XLogRecPtr lsn)
+{
+	int			mode;
+	bool		confirmed;
+
+	if (!SyncRepRequested() || SyncRepStandbyNames == NULL ||
+		SyncRepStandbyNames[0] == '\0')
+		return true;
+
+	/* SyncRepWaitForLSN waits for at most a flush when not committing. */
+	mode = synchronous_commit == SYNCHRONOUS_COMMIT_REMOTE_WRITE ?
+		SYNC_REP_WAIT_WRITE : SYNC_REP_WAIT_FLUSH;
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	confirmed = lsn <= WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return confirmed;
+}
+
+/*
  * Make sure a server restart can never hand out fxid again.  Returns false
  * if the record was only queued for the WAL writer (synchronous_commit =
  * off), so that a later call with a stricter setting flushes it.
@@ -129,6 +154,12 @@ txb_make_token_durable(FullTransactionId fxid)
 		XLogFlush(lsn);
 		/* Waits only for remote flush, never apply: nothing to apply. */
 		SyncRepWaitForLSN(lsn, false);
+		if (!txb_syncrep_confirmed(lsn))
+			ereport(ERROR,
+					(errcode(ERRCODE_QUERY_CANCELED),
+					 errmsg("canceled the wait for synchronous replication of a barrier token"),
+					 errdetail("The token was not returned: a failover could hand its transaction id to another transaction."),
+					 errhint("The (sub)transaction that asked for the token is rolled back; retry once the synchronous standby is reachable.")));
 		return true;
 	}
 

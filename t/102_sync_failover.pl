@@ -80,6 +80,29 @@ sub make_pair
 	unlike($producer->{stdout}, qr/__done__/,
 		'no token handed out before the standby has it');
 
+	# Cancelling such a wait must not hand out the unreplicated token
+	# (PostgreSQL's own wait only warns, as it would for a commit).
+	my $cancelled = $primary->background_psql('postgres', on_error_stop => 0);
+	my $cpid = $cancelled->query_safe('SELECT pg_backend_pid()');
+	$cancelled->query_safe('BEGIN');
+	$cancelled->{stdin} .= "SELECT barrier_enqueue();\n\\echo __done__\n";
+	$cancelled->{run}->pump_nb;
+	ok( $primary->poll_query_until('postgres',
+			"SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $cpid"),
+		'second enqueue waits for the standby too');
+	$primary->safe_psql('postgres', "SELECT pg_cancel_backend($cpid)");
+	my $cdeadline = time + 60;
+	$cancelled->{run}->pump_nb
+	  until $cancelled->{stdout} =~ /__done__/ || time > $cdeadline;
+	like($cancelled->{stderr},
+		qr/canceled the wait for synchronous replication of a barrier token/,
+		'cancelled enqueue raises an error');
+	unlike($cancelled->{stdout}, qr/^\d+$/m, 'and returns no token');
+	$cancelled->{stdout} = $cancelled->{stderr} = '';
+	is($cancelled->query('SELECT 1'), '',
+		'its transaction is aborted (statements fail until ROLLBACK)');
+	$cancelled->quit;
+
 	$standby->start;
 	my $deadline = time + 60;
 	$producer->{run}->pump_nb
