@@ -75,3 +75,7 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.barrier_waiters() IS
 'sessions blocked in barrier_wait or barrier_wait_all, with their tokens (needs shared_preload_libraries)';
+
+-- Who waits on which token is as private as pg_stat_activity's query text.
+REVOKE ALL ON FUNCTION @extschema@.barrier_waiters() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.barrier_waiters() TO pg_read_all_stats;

@@ -1,7 +1,7 @@
 -- pgTAP: the SQL contract other tools depend on, and the SQLSTATE of every
 -- error a client may want to tell apart.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 
 -- names and signatures
 SELECT has_type('pg_catalog', 'barrier_state', 'type barrier_state exists');
@@ -26,6 +26,14 @@ SELECT volatility_is('pg_catalog', f, a, 'volatile', f || ' is volatile')
 			   ('barrier_wait_all', ARRAY['xid8[]', 'interval']::name[])) v(f, a);
 SELECT is(count(*)::int, 0, 'no barrier function is parallel safe or restricted')
   FROM pg_proc WHERE proname LIKE 'barrier\_%' AND proparallel <> 'u';
+
+-- everyone may call the functions but barrier_waiters()
+SELECT ok(has_function_privilege('public', 'barrier_wait(xid8,interval)', 'EXECUTE')
+		  AND has_function_privilege('public', 'barrier_enqueue()', 'EXECUTE'),
+		  'barrier_enqueue and barrier_wait are executable by PUBLIC');
+SELECT ok(NOT has_function_privilege('public', 'barrier_waiters()', 'EXECUTE')
+		  AND has_function_privilege('pg_read_all_stats', 'barrier_waiters()', 'EXECUTE'),
+		  'barrier_waiters is for pg_read_all_stats only');
 
 -- the timeout defaults to no limit
 SELECT is(pg_get_function_arguments('barrier_wait(xid8,interval)'::regprocedure),
