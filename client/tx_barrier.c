@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,22 @@ txb_wait_all(PGconn *conn, const txb_token *tokens, txb_state *states,
 	return rc;
 }
 
+/*
+ * Starts a call that only needs a connection object (no idle session):
+ * clears the error record; false, with the error set, for a NULL conn.
+ */
+static bool
+start_call(PGconn *conn)
+{
+	clear_error();
+	if (conn == NULL)
+	{
+		set_error(TXB_ERR_CONNECTION, "connection is NULL");
+		return false;
+	}
+	return true;
+}
+
 /* ----------------------------------------------------------------------
  * Worker: nonblocking calls
  * ---------------------------------------------------------------------- */
@@ -571,12 +588,8 @@ txb_poll(PGconn *conn)
 {
 	int			unsent = 0;
 
-	clear_error();
-	if (conn == NULL)
-	{
-		set_error(TXB_ERR_CONNECTION, "connection is NULL");
+	if (!start_call(conn))
 		return TXB_POLL_FAILED;
-	}
 	if (PQisnonblocking(conn))
 	{
 		unsent = PQflush(conn);
@@ -604,12 +617,8 @@ txb_wait_result(PGconn *conn)
 	PGresult   *res;
 	txb_state	state;
 
-	clear_error();
-	if (conn == NULL)
-	{
-		set_error(TXB_ERR_CONNECTION, "connection is NULL");
+	if (!start_call(conn))
 		return TXB_ERROR;
-	}
 	res = collect(conn);
 	if (res == NULL)
 		return TXB_ERROR;
@@ -624,12 +633,8 @@ txb_wait_all_result(PGconn *conn, txb_state *states, size_t n)
 	PGresult   *res;
 	int			rc;
 
-	clear_error();
-	if (conn == NULL)
-	{
-		set_error(TXB_ERR_CONNECTION, "connection is NULL");
+	if (!start_call(conn))
 		return -1;
-	}
 	res = collect(conn);
 	if (res == NULL)
 		return -1;
@@ -651,12 +656,8 @@ txb_cancel(PGconn *conn)
 	char		errbuf[256];
 	int			ok;
 
-	clear_error();
-	if (conn == NULL)
-	{
-		set_error(TXB_ERR_CONNECTION, "connection is NULL");
+	if (!start_call(conn))
 		return -1;
-	}
 	cancel = PQgetCancel(conn);
 	if (cancel == NULL)
 	{
