@@ -194,6 +194,6 @@ txb_enqueue(void)
 		txb_make_token_durable(fxid))
 		txb_xact_note_durable(fxid);
 
-	txb_xact_note_enqueue(fxid);
+	txb_xact_note_enqueue();
 	return fxid;
 }

@@ -42,7 +42,10 @@ static TxbLevelCount *txb_levels = NULL;
 static int	txb_levels_used = 0;
 static int	txb_levels_size = 0;
 
-/* The newest subtransaction xid whose token has been made durable. */
+/*
+ * The newest subtransaction xid whose token has been made durable.  Never
+ * reset: xids are not reused, so a stale value cannot match a new token.
+ */
 static FullTransactionId txb_durable_fxid = {0};
 
 /* Sum of the tokens at nesting levels >= level, popping them. */
@@ -84,9 +87,8 @@ txb_xact_callback(XactEvent event, void *arg)
 			break;
 		default:
 			/* PRE_COMMIT / PRE_PREPARE: the transaction is not over yet. */
-			return;
+			break;
 	}
-	txb_durable_fxid = InvalidFullTransactionId;
 }
 
 /*
@@ -132,7 +134,7 @@ txb_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /* Called by barrier_enqueue() once a token has been handed out. */
 void
-txb_xact_note_enqueue(FullTransactionId fxid)
+txb_xact_note_enqueue(void)
 {
 	int			level = GetCurrentTransactionNestLevel();
 

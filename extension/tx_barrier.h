@@ -54,7 +54,7 @@ extern void txb_warn_if_snapshot_hides(FullTransactionId fxid, TxbState state);
 
 /* barrier_xact.c */
 extern void txb_xact_init(void);
-extern void txb_xact_note_enqueue(FullTransactionId fxid);
+extern void txb_xact_note_enqueue(void);
 extern bool txb_xact_token_durable(FullTransactionId fxid);
 extern void txb_xact_note_durable(FullTransactionId fxid);
 
