@@ -18,7 +18,7 @@ REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
 REGRESS_OPTS = --inputdir=. --load-extension=tx_barrier
 
 ISOLATION = wait_commit wait_abort wait_savepoint wait_prepared wait_all \
-	wait_timeout wait_deadlock wait_snapshot
+	wait_nested_savepoint wait_timeout wait_deadlock wait_snapshot
 ISOLATION_OPTS = --load-extension=tx_barrier
 
 TAP_TESTS = 1

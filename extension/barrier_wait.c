@@ -5,15 +5,20 @@
  *
  * On a primary every transaction holds an ExclusiveLock on its own xid
  * until after it is visible as committed or aborted, so waiting means
- * sleeping on that lock, as a row-lock waiter does (XactLockTableWait): the
- * ending transaction wakes us, the wait shows in pg_locks and
- * pg_stat_activity, deadlock detection sees it, a prepared transaction
- * keeps the lock until COMMIT/ROLLBACK PREPARED, and a subtransaction's
- * waiter moves on to its top level.
+ * sleeping on that lock, as a row-lock waiter does: the ending transaction
+ * wakes us, the wait shows in pg_locks and pg_stat_activity, deadlock
+ * detection sees it, and a prepared transaction keeps the lock until
+ * COMMIT/ROLLBACK PREPARED.
  *
- * XactLockTableWait has no timeout.  A bounded wait runs inside an internal
- * subtransaction with the lock timeout armed at our deadline, and catches
- * the lock-timeout error, as PL/pgSQL's exception blocks do.
+ * A released (sub-committed) subtransaction gives up its xid lock at once,
+ * but its outcome is decided by its parent.  XactLockTableWait would then
+ * wait for the topmost transaction, which wakes us late when an enclosing
+ * savepoint is rolled back first; we climb one level at a time instead,
+ * always sleeping on the nearest ancestor that is still open.
+ *
+ * A lock wait has no timeout of its own.  A bounded wait runs inside an
+ * internal subtransaction with the lock timeout armed at our deadline, and
+ * catches the lock-timeout error, as PL/pgSQL's exception blocks do.
  *
  * On a hot standby the primary's xid locks do not exist; the transaction's
  * end arrives by WAL replay, which wakes nobody.  There we look again
@@ -24,6 +29,7 @@
  */
 #include "postgres.h"
 
+#include "access/subtrans.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
@@ -32,6 +38,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -40,7 +47,47 @@
 #include "tx_barrier.h"
 
 /*
- * Sleep on the xid lock of a running transaction, at most until deadline.
+ * Sleep until the (sub)transaction xid has ended: committed, aborted, or
+ * released into a parent that has then ended.  Each step sleeps on the xid
+ * lock of the nearest ancestor still open, which its owner holds until that
+ * level ends; when it is gone and xid is still in progress, that level was
+ * released into its parent, which decides now.
+ */
+static void
+txb_xid_lock_wait(TransactionId xid)
+{
+	TransactionId level = xid;
+	LOCKTAG		tag;
+
+	for (;;)
+	{
+		TransactionId parent;
+
+		SET_LOCKTAG_TRANSACTION(tag, level);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+		LockRelease(&tag, ShareLock, false);
+
+		if (!TransactionIdIsInProgress(xid))
+			return;
+
+		parent = SubTransGetParent(level);
+		if (TransactionIdIsValid(parent))
+			level = parent;
+		else
+		{
+			/*
+			 * A top-level xid still in progress after its lock was free:
+			 * only possible in the moment between its entry into the proc
+			 * array and its lock (see XactLockTableWait).  Look again soon.
+			 */
+			pg_usleep(1000L);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * Sleep until the (sub)transaction xid has ended, at most until deadline.
  * Returns false if the deadline passed first.
  */
 static bool
@@ -61,7 +108,7 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 		LockTimeout = 0;
 		PG_TRY();
 		{
-			XactLockTableWait(xid, NULL, NULL, XLTW_None);
+			txb_xid_lock_wait(xid);
 		}
 		PG_FINALLY();
 		{
@@ -78,15 +125,18 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 	{
 		LockTimeout = 0;
 		enable_timeout_at(LOCK_TIMEOUT, deadline);
-		XactLockTableWait(xid, NULL, NULL, XLTW_None);
-		disable_timeout(LOCK_TIMEOUT, false);
-		LockTimeout = save_lock_timeout;
+		txb_xid_lock_wait(xid);
 
 		/*
-		 * A timer that fired just as the lock was granted has left a cancel
-		 * pending; take it here, where it is caught, not in a later
-		 * statement.
+		 * A timer that fired just as the lock was granted has sent us the
+		 * SIGINT that a lock timeout is made of, and QueryCancelPending is
+		 * set.  Keep its indicator, as ProcSleep does, so that the pending
+		 * cancel is reported as a lock timeout (which the PG_CATCH below
+		 * takes as "look again") and not as a cancel by the user; and take
+		 * it here, where it is caught, not in a later statement.
 		 */
+		disable_timeout(LOCK_TIMEOUT, true);
+		LockTimeout = save_lock_timeout;
 		CHECK_FOR_INTERRUPTS();
 
 		ReleaseCurrentSubTransaction();
