@@ -5,6 +5,7 @@ MODULE_big = tx_barrier
 OBJS = \
 	extension/tx_barrier.o \
 	extension/barrier_monitor.o \
+	extension/barrier_standby.o \
 	extension/barrier_state.o \
 	extension/barrier_token.o \
 	extension/barrier_wait.o \
@@ -33,4 +34,4 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies unless the server was configured with
 # --enable-depend.
-$(OBJS): extension/tx_barrier.h
+$(OBJS): extension/barrier_internal.h extension/barrier_compat.h
