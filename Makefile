@@ -15,7 +15,8 @@ EXTENSION = tx_barrier
 DATA = extension/tx_barrier--1.0.sql
 PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
-REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
+REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
+	barrier_enqueue
 REGRESS_OPTS = --inputdir=. --load-extension=tx_barrier
 
 ISOLATION = wait_commit wait_abort wait_savepoint wait_prepared wait_all \

@@ -4,7 +4,7 @@
 # nothing.  One check each.
 . "$TXB_ROOT/tools/results.sh"
 cd "$TXB_ROOT" || exit 1
-inc=$(/usr/lib/postgresql/15/bin/pg_config --includedir-server)
+inc=$("$PG_CONFIG" --includedir-server)
 pass=0
 fail=0
 
