@@ -19,6 +19,14 @@
  *	 and broadcasts on a condition variable when it advanced; the others
  *	 sleep on it, so idle waiters cost nothing but a rare safety wake-up.
  *
+ * A waiter holds its statement's snapshot while it sleeps, and replay may
+ * have to remove rows that snapshot can see (a recovery conflict).  Replay
+ * then waits for us, up to max_standby_streaming_delay, and cancels us
+ * (SQLSTATE 40001): an error, not a hang.  With the delay set to -1 it
+ * would wait forever, and so would we, for a commit record behind the
+ * conflict: so when replay has sat in a snapshot conflict for a while and
+ * no limit will ever cancel us, we end the wait with that same error.
+ *
  * Locking: poller_pid is claimed and given up with compare-and-swap, and
  * replay_lsn is written only by the poller; both are atomics, so nothing
  * here takes a lock.  A poller that stops waiting (answer, timeout, error,
@@ -29,13 +37,16 @@
 #include "postgres.h"
 
 #include "access/xlogrecovery.h"
+#include "access/transam.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/standby.h"
 #include "utils/timestamp.h"
 
 #include "barrier_internal.h"
@@ -44,6 +55,12 @@
 #define TXB_STANDBY_SLICE_MS	1
 /* Waiters sleeping on somebody else's wake-ups look at least this often. */
 #define TXB_STANDBY_IDLE_MS		250
+
+/*
+ * How long replay may sit in a snapshot conflict, with no delay limit that
+ * would ever cancel us, before we take it that it waits for our snapshot.
+ */
+#define TXB_STANDBY_CONFLICT_GRACE_MS	1000
 
 /* The shared poller's state, when preloaded. */
 typedef struct TxbReplayWake
@@ -174,6 +191,61 @@ txb_standby_claim_poller(void)
 }
 
 /*
+ * Is the startup process waiting for queries to release snapshots it
+ * conflicts with?  Only it reports this wait event, and it reports it
+ * while it sleeps between its checks.
+ */
+static bool
+txb_standby_replay_in_snapshot_conflict(void)
+{
+	for (int i = MaxBackends; i < MaxBackends + NUM_AUXILIARY_PROCS; i++)
+	{
+		uint32		event = *(volatile uint32 *) &ProcGlobal->allProcs[i].wait_event_info;
+
+		if (event == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * End the wait with the error replay would raise, if replay has been
+ * blocked in a snapshot conflict for TXB_STANDBY_CONFLICT_GRACE_MS while we
+ * hold a snapshot and no max_standby_*_delay will ever cancel us.
+ */
+static void
+txb_standby_check_self_conflict(XLogRecPtr seen)
+{
+	static XLogRecPtr stalled_at = InvalidXLogRecPtr;
+	static TimestampTz stalled_since = 0;
+
+	if ((max_standby_streaming_delay >= 0 && max_standby_archive_delay >= 0) ||
+		!TransactionIdIsValid(MyProc->xmin) ||
+		!txb_standby_replay_in_snapshot_conflict())
+	{
+		stalled_since = 0;
+		return;
+	}
+
+	if (stalled_since == 0 || stalled_at != seen)
+	{
+		stalled_at = seen;
+		stalled_since = GetCurrentTimestamp();
+		return;
+	}
+	if (!TimestampDifferenceExceeds(stalled_since, GetCurrentTimestamp(),
+									TXB_STANDBY_CONFLICT_GRACE_MS))
+		return;
+
+	stalled_since = 0;
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("canceling barrier wait: replay is blocked by a recovery conflict"),
+			 errdetail("Replay must remove rows that a snapshot on this standby can still see, possibly this session's own, and max_standby_streaming_delay or max_standby_archive_delay is -1: the transaction's end would never be replayed."),
+			 errhint("Set hot_standby_feedback = on or a finite max_standby_streaming_delay, or wait outside REPEATABLE READ and SERIALIZABLE transactions.")));
+}
+
+/*
  * Sleep until replay may have moved past "seen" (from txb_standby_seen()
  * before the caller's last look at the token), or the deadline.  May
  * return early; the caller looks again either way.
@@ -183,6 +255,8 @@ txb_standby_sleep(XLogRecPtr seen, bool has_deadline, TimestampTz deadline)
 {
 	uint32		wait_event = txb_compat_standby_wait_event();
 	XLogRecPtr	replayed;
+
+	txb_standby_check_self_conflict(seen);
 
 	if (txb_compat_sleep_until_replayed(seen + 1,
 										txb_standby_sleep_ms(TXB_STANDBY_IDLE_MS,
