@@ -148,8 +148,10 @@ sub txb_standby
 sub txb_standby_wait_event
 {
 	my ($node) = @_;
-	return 'IPC/WaitForWalReplay' if $node->pg_version >= 19;
-	return 'Extension/TxBarrierStandbyWait' if $node->pg_version >= 17;
+	# major(): a beta of 19 compares below 19 itself.
+	my $major = $node->pg_version->major;
+	return 'IPC/WaitForWalReplay' if $major >= 19;
+	return 'Extension/TxBarrierStandbyWait' if $major >= 17;
 	return 'Extension/Extension';
 }
 
