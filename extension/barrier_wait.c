@@ -72,9 +72,9 @@ txb_xid_lock_wait(TransactionId xid)
 		else
 		{
 			/*
-			 * A top-level xid still in progress after its lock was free:
-			 * only possible in the moment between its entry into the proc
-			 * array and its lock (see XactLockTableWait).  Look again soon.
+			 * A top-level xid still in progress after its lock was free: only
+			 * possible in the moment between its entry into the proc array
+			 * and its lock (see XactLockTableWait).  Look again soon.
 			 */
 			pg_usleep(1000L);
 			CHECK_FOR_INTERRUPTS();
@@ -128,8 +128,8 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 		 * SIGINT that a lock timeout is made of, and QueryCancelPending is
 		 * set.  Keep its indicator, as ProcSleep does, so that the pending
 		 * cancel is reported as a lock timeout (which the PG_CATCH below
-		 * takes as "look again") and not as a cancel by the user; and take
-		 * it here, where it is caught, not in a later statement.
+		 * takes as "look again") and not as a cancel by the user; and take it
+		 * here, where it is caught, not in a later statement.
 		 */
 		disable_timeout(LOCK_TIMEOUT, true);
 		LockTimeout = save_lock_timeout;
