@@ -113,6 +113,26 @@ txb_cluster_start() {
 	txb_cluster_run "$dir"
 }
 
+# txb_cluster_start_free DIR VAR [EXTRA_CONF_LINE...]: txb_cluster_start on
+# a free port, stored in the variable named VAR.  Another process can take
+# the port between the check and the server's bind: then it tries another.
+txb_cluster_start_free() {
+	local dir=$1 var=$2 try free
+	shift 2
+	for try in 1 2 3 4 5; do
+		free=$(txb_free_port) || return 1
+		rm -rf "$dir/data"
+		if txb_cluster_start "$dir" "$free" "$@" 2>"$dir/start.err"; then
+			printf -v "$var" '%s' "$free"
+			return 0
+		fi
+		grep -q 'Address already in use' "$dir/start.err" || break
+		echo "port $free was taken meanwhile: trying another (attempt $try)" >&2
+	done
+	cat "$dir/start.err" >&2
+	return 1
+}
+
 # txb_cluster_run DIR: starts the existing cluster in DIR/data.
 txb_cluster_run() {
 	local dir=$1

@@ -87,7 +87,7 @@ layer_wanted() {
 # server, starts the shared server and runs the wanted layers, each result
 # in $results_top/MAJOR/LAYER.
 run_major() {
-	local major=$1 pgc=$2 all_layers=$3 layer name rc
+	local major=$1 pgc=$2 all_layers=$3 layer name rc port
 	(
 		export PG_CONFIG=$pgc
 		. "$TXB_ROOT/tools/cluster.sh"
@@ -113,8 +113,7 @@ run_major() {
 			chown -R postgres: "$TXB_WORK"
 		fi
 
-		port=$(txb_free_port) || exit 1
-		txb_cluster_start "$TXB_WORK/pg" "$port" || {
+		txb_cluster_start_free "$TXB_WORK/pg" port || {
 			echo "0 1" >"$TXB_RESULTS/server"
 			exit 1
 		}
@@ -158,7 +157,11 @@ for major in $majors; do
 	if [ -n "$only_pg_config" ] || [ "$pgc" = "$HOST_PG_CONFIG" ]; then
 		all_layers=yes
 	fi
-	run_major "$major" "$pgc" "$all_layers"
+	if ! run_major "$major" "$pgc" "$all_layers" &&
+		[ -z "$(ls -A "$results_top/$major")" ]; then
+		echo "=== PostgreSQL $major: the run stopped before any layer: counted as 1 failure"
+		echo "0 1" >"$results_top/$major/run"
+	fi
 done
 
 # The table: one row per layer, one column per major, passed/failed.
