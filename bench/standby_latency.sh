@@ -40,7 +40,7 @@ for major in $MAJORS; do
 	(
 		PG_CONFIG=$(pg_config_of "$major")
 		. "$TXB_ROOT/tools/cluster.sh"
-		W=$(txb_scratch "standby-bench-$major")
+		txb_scratch W "standby-bench-$major"
 		(cd "$TXB_ROOT" && tar --exclude=.git --exclude='*.o' --exclude='*.so' \
 			--exclude=node_modules -cf - .) | (mkdir -p "$W/src" && cd "$W/src" && tar -xf -)
 		make -s -C "$W/src" PG_CONFIG="$PG_CONFIG" all install >/dev/null

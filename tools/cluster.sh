@@ -52,18 +52,19 @@ txb_on_exit() {
 	trap txb_run_on_exit EXIT
 }
 
-# txb_scratch NAME: prints a new directory /tmp/txb-NAME.XXXXXX, readable
-# by the server's owner, that is removed (after stopping any cluster in
-# it) when the shell exits, unless TXB_KEEP is set.
+# txb_scratch VAR NAME: makes a new directory /tmp/txb-NAME.XXXXXX, readable
+# by the server's owner, stores its path in the variable named VAR, and
+# removes it (after stopping any cluster in it) when the shell exits,
+# unless TXB_KEEP is set.  Not for $(...): the exit would be the subshell's.
 txb_scratch() {
-	local dir
-	dir=$(mktemp -d "/tmp/txb-$1.XXXXXX") || return 1
+	local var=$1 dir
+	dir=$(mktemp -d "/tmp/txb-$2.XXXXXX") || return 1
 	chmod 755 "$dir"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown postgres: "$dir"
 	fi
 	txb_on_exit "txb_scratch_remove '$dir'"
-	echo "$dir"
+	printf -v "$var" '%s' "$dir"
 }
 txb_scratch_remove() {
 	local d
