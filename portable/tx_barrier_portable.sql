@@ -181,7 +181,10 @@ SET search_path FROM CURRENT
 AS $$
 DECLARE
 	xid int8;
-	token int8;
+	tok int8;
+	part int2;
+	sub text;
+	last text;
 BEGIN
 	IF pg_is_in_recovery() THEN
 		RAISE EXCEPTION 'cannot enqueue a barrier on a hot standby'
@@ -190,14 +193,42 @@ BEGIN
 	xid := pg_current_xact_id()::text::int8;
 	-- a 31-bit nonce from the strong random source (setseed() cannot
 	-- replay it)
-	token := (('x' || substr(gen_random_uuid()::text, 1, 8))::bit(32)::int8
+	tok := (('x' || substr(gen_random_uuid()::text, 1, 8))::bit(32)::int8
 			  & 2147483647) << 32 | (xid & 4294967295);
-	INSERT INTO barrier_marker (slot, token) VALUES ((xid >> 22) % 8, token);
+	-- straight into the partition: a partitioned table cannot return xmin
+	part := (xid >> 22) % 8;
+	IF part = 0 THEN
+		INSERT INTO barrier_marker_0 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 1 THEN
+		INSERT INTO barrier_marker_1 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 2 THEN
+		INSERT INTO barrier_marker_2 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 3 THEN
+		INSERT INTO barrier_marker_3 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 4 THEN
+		INSERT INTO barrier_marker_4 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 5 THEN
+		INSERT INTO barrier_marker_5 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSIF part = 6 THEN
+		INSERT INTO barrier_marker_6 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	ELSE
+		INSERT INTO barrier_marker_7 VALUES (part, tok) RETURNING xmin::text INTO sub;
+	END IF;
+	-- The marker's xmin is the current (sub)transaction's xid: the same
+	-- one as the previous call's means the same (sub)transaction, which
+	-- keeps its first token.  The cache is transaction-local, and a
+	-- rolled-back savepoint restores the value it had before.
+	last := current_setting('tx_barrier_portable.last', true);
+	IF split_part(last, ':', 1) = sub THEN
+		DELETE FROM barrier_marker m WHERE m.slot = part AND m.token = tok;
+		RETURN split_part(last, ':', 2)::xid8;
+	END IF;
+	PERFORM set_config('tx_barrier_portable.last', sub || ':' || tok, true);
 	IF coalesce(current_setting('tx_barrier_portable.bucket', true), '')
 		<> (xid >> 22)::text THEN
 		PERFORM barrier_ring_advance(xid >> 22);
 	END IF;
-	RETURN token::text::xid8;
+	RETURN tok::text::xid8;
 END
 $$;
 
@@ -301,7 +332,9 @@ BEGIN
 					-- REPEATABLE READ/SERIALIZABLE: the marker committed
 					-- after this transaction's snapshot was taken
 					RAISE WARNING 'barrier transaction committed after this transaction''s snapshot was taken'
-						USING HINT = 'Wait first, then read: call barrier_wait in autocommit or READ COMMITTED, then start the transaction that reads.';
+						USING DETAIL = format('Its changes are not visible for the rest of this %s transaction.',
+											  upper(current_setting('transaction_isolation'))),
+						HINT = 'Wait first, then read: call barrier_wait() in autocommit or in a READ COMMITTED transaction before starting the one that reads.';
 					RETURN 'committed';
 			END;
 		END IF;
