@@ -33,6 +33,10 @@
  *
  * Usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US]]]
  *
+ * TXB_WAKE_WAIT_SQL and TXB_WAKE_POLL_SQL, when set, replace the two
+ * statements above (with $1 the token), e.g. to wait with a timeout or to
+ * poll the portable edition, whose tokens are not xids.
+ *
  * Build: cc -O2 -pthread -I$(pg_config --includedir) wake_latency.c \
  *            -L$(pg_config --libdir) -lpq -o wake_latency
  */
@@ -57,6 +61,8 @@ enum method
 };
 
 static const char *const method_name[M_COUNT] = {"barrier_wait", "poll 1 ms"};
+static const char *wait_sql = "SELECT barrier_wait($1::xid8)";
+static const char *poll_sql = "SELECT pg_xact_status($1::xid8)";
 
 /* One waiter thread and its connection. */
 typedef struct waiter
@@ -162,7 +168,7 @@ waiter_main(void *arg)
 
 		if (w->method == M_WAIT)
 		{
-			r = PQexecParams(w->conn, "SELECT barrier_wait($1::xid8)", 1,
+			r = PQexecParams(w->conn, wait_sql, 1,
 							 NULL, params, NULL, NULL, 0);
 			t = now_ns();
 			if (PQresultStatus(r) == PGRES_TUPLES_OK)
@@ -175,7 +181,7 @@ waiter_main(void *arg)
 		{
 			for (;;)
 			{
-				r = PQexecParams(w->conn, "SELECT pg_xact_status($1::xid8)", 1,
+				r = PQexecParams(w->conn, poll_sql, 1,
 								 NULL, params, NULL, NULL, 0);
 				t = now_ns();
 				polls++;
@@ -271,6 +277,10 @@ main(int argc, char **argv)
 	if (argc < 2)
 		die("usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US]]]");
 	conninfo = argv[1];
+	if (getenv("TXB_WAKE_WAIT_SQL"))
+		wait_sql = getenv("TXB_WAKE_WAIT_SQL");
+	if (getenv("TXB_WAKE_POLL_SQL"))
+		poll_sql = getenv("TXB_WAKE_POLL_SQL");
 	if (argc > 2)
 		iters = atoi(argv[2]);
 	if (argc > 3)
