@@ -306,6 +306,9 @@ BEGIN
 			RETURN 'in progress';
 		ELSIF xstatus = 'aborted' THEN
 			state := 'aborted';
+		ELSIF xstatus = 'committed'
+			AND EXISTS (SELECT FROM barrier_marker m WHERE m.slot = s AND m.token = t) THEN
+			state := 'committed';	-- finished and visible: no subtransaction needed
 		ELSE
 			BEGIN
 				PERFORM set_config('lock_timeout',

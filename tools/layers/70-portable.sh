@@ -95,6 +95,23 @@ is "hostile search_path and temp tables do not reach the functions" \
 		-c "SELECT txb.barrier_status('$tok') || ',' || txb.barrier_wait(txb.barrier_enqueue(), '0')")" \
 	"committed,in progress"
 
+# The pg_tle body (the script without its psql-only lines, as
+# portable/pg_tle_install.psql passes it) as a real extension script, where
+# the server can find extensions outside its own directory (18+).
+if [ "$(q -d $DB -c "SELECT count(*) FROM pg_settings WHERE name = 'extension_control_path'")" = 1 ]; then
+	mkdir -p "$dir/ext/extension"
+	sed -e '/-- psql only$/d' -e '/^\\/d' "$SQL" >"$dir/ext/extension/tx_barrier_portable--1.0.sql"
+	printf "default_version = '1.0'\nrelocatable = false\nsuperuser = false\n" \
+		>"$dir/ext/extension/tx_barrier_portable.control"
+	chmod -R a+rX "$dir/ext"
+	is "the pg_tle body works as a CREATE EXTENSION script" \
+		"$(q -d $DB -c "SET extension_control_path = '$dir/ext:\$system'" \
+			-c "CREATE SCHEMA txb_ext" -c "CREATE EXTENSION tx_barrier_portable SCHEMA txb_ext" \
+			-c "SELECT txb_ext.barrier_wait(txb_ext.barrier_enqueue()) || ',' || count(*) FROM pg_depend
+				WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tx_barrier_portable') AND deptype = 'e'" \
+			-c "DROP EXTENSION tx_barrier_portable" -c "DROP SCHEMA txb_ext")" "in progress,23"
+fi
+
 # ------------------------------------------------------------ sql
 S=(-U txb_app -d $DB -c "SET search_path = txb")
 committed=$(q "${S[@]}" -c "SELECT barrier_enqueue()")
