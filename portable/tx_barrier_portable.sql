@@ -241,6 +241,7 @@ CREATE FUNCTION barrier_resolve(token xid8, wait_ms float8)
 RETURNS barrier_state
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
+SET lock_timeout = 0	-- the caller's does not apply; ours ends with the call
 AS $$
 DECLARE
 	tx record;
@@ -333,7 +334,12 @@ BEGIN
 					RETURN 'in progress';
 				WHEN serialization_failure THEN
 					-- REPEATABLE READ/SERIALIZABLE: the marker committed
-					-- after this transaction's snapshot was taken
+					-- after this transaction's snapshot was taken (or, in
+					-- SERIALIZABLE, a conflict unrelated to the marker
+					-- whose transaction has not committed: passed on)
+					IF pg_xact_status(tx.xid::text::xid8) IS DISTINCT FROM 'committed' THEN
+						RAISE;
+					END IF;
 					RAISE WARNING 'barrier transaction committed after this transaction''s snapshot was taken'
 						USING DETAIL = format('Its changes are not visible for the rest of this %s transaction.',
 											  upper(current_setting('transaction_isolation'))),
@@ -390,7 +396,6 @@ CREATE FUNCTION barrier_wait(token xid8, timeout interval DEFAULT NULL)
 RETURNS barrier_state
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path FROM CURRENT
-SET lock_timeout = 0
 AS $$
 DECLARE
 	ms float8 := barrier_timeout_ms(timeout);
@@ -411,7 +416,6 @@ RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
 ROWS 10
 SET search_path FROM CURRENT
-SET lock_timeout = 0
 AS $$
 DECLARE
 	ms float8 := barrier_timeout_ms(timeout);
