@@ -326,6 +326,8 @@ EOF
 	txb_as_owner pgbouncer "$bdir/pgbouncer.ini" >/dev/null 2>&1 &
 	bpid=$!
 	B=(-h 127.0.0.1 -p "$bport" -U postgres -d postgres)
+	# libpq 18+ may ask for a newer protocol than PgBouncer speaks
+	export PGMAXPROTOCOLVERSION=3.0
 	for _ in $(seq 1 100); do psql -X -q "${B[@]}" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
 	# 8 producers hold their transactions open until 8 waiters block
 	for i in $(seq 1 8); do
@@ -355,6 +357,7 @@ EOF
 		"committed,aborted,committed,aborted,committed,aborted,committed,aborted,"
 	kill "$bpid" 2>/dev/null
 	wait "$bpid" 2>/dev/null
+	unset PGMAXPROTOCOLVERSION
 else
 	fail "pgbouncer is not installed"
 fi
