@@ -320,6 +320,7 @@ pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 100
 logfile = $bdir/pgbouncer.log
+pidfile = $bdir/pgbouncer.pid
 EOF
 	echo '"postgres" ""' >"$bdir/users.txt"
 	chown -R postgres: "$bdir"
@@ -355,7 +356,8 @@ EOF
 	for i in $(seq 1 8); do got="$got$(cat "$bdir/w$i.out"),"; done
 	is "pgbouncer transaction pooling: 8 producers, 8 waiters over a pool of 4" "$got" \
 		"committed,aborted,committed,aborted,committed,aborted,committed,aborted,"
-	kill "$bpid" 2>/dev/null
+	# runuser does not pass SIGTERM on: stop pgbouncer by its own pid
+	[ -s "$bdir/pgbouncer.pid" ] && kill "$(cat "$bdir/pgbouncer.pid")" 2>/dev/null
 	wait "$bpid" 2>/dev/null
 	unset PGMAXPROTOCOLVERSION
 else
