@@ -16,6 +16,7 @@
 #   pgbouncer    producers and waiters through transaction pooling
 #   clients      the C client layer (40-client) and the Python adapter
 #                layer (50-python) with TXB_INSTALL_SQL pointing here
+#                (TXB_PORTABLE_CLIENT_LAYERS names them; empty skips them)
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 set -u
@@ -79,7 +80,7 @@ is "signatures are the C edition's" \
 	   FROM pg_proc p WHERE pronamespace = 'txb'::regnamespace AND proname IN ('barrier_enqueue', 'barrier_status', 'barrier_wait', 'barrier_wait_all')")" \
 	"txb.barrier_enqueue()->xid8 txb.barrier_status(xid8)->txb.barrier_state txb.barrier_wait(xid8,interval)->txb.barrier_state txb.barrier_wait_all(xid8[],interval)->SETOF record"
 psql -X -q -U txb_owner -d $DB -c "GRANT USAGE ON SCHEMA txb TO txb_app" >/dev/null
-A=(-U txb_app -d $DB)
+A=(-U txb_app -d "$DB")
 is "a plain role with USAGE enqueues and waits" \
 	"$(q "${A[@]}" -c "SET search_path = txb" -c "SELECT barrier_wait(barrier_enqueue())")" "in progress"
 is "... but cannot forge a marker (42501)" \
@@ -114,7 +115,7 @@ if [ "$(q -d $DB -c "SELECT count(*) FROM pg_settings WHERE name = 'extension_co
 fi
 
 # ------------------------------------------------------------ sql
-S=(-U txb_app -d $DB -c "SET search_path = txb")
+S=(-U txb_app -d "$DB" -c "SET search_path = txb")
 committed=$(q "${S[@]}" -c "SELECT barrier_enqueue()")
 aborted=$(psql -X -q -At "${A[@]}" <<<"SET search_path = txb; BEGIN; SELECT barrier_enqueue(); ROLLBACK;" | sed -n 1p)
 is "committed token" "$(q "${S[@]}" -c "SELECT barrier_status('$committed') || ',' || barrier_wait('$committed') || ',' || barrier_wait('$committed', '1s')")" "committed,committed,committed"
@@ -350,8 +351,7 @@ EOF
 		t=$(head -1 "$bdir/p$i.out")
 		psql -X -q -At "${B[@]}" -c "SELECT barrier_wait('$t', '30s')" >"$bdir/w$i.out" 2>&1 &
 	done
-	wait_rc=0
-	for j in $(jobs -p); do [ "$j" = "$bpid" ] || wait "$j" || wait_rc=1; done
+	for j in $(jobs -p); do [ "$j" = "$bpid" ] || wait "$j"; done
 	got=
 	for i in $(seq 1 8); do got="$got$(cat "$bdir/w$i.out"),"; done
 	is "pgbouncer transaction pooling: 8 producers, 8 waiters over a pool of 4" "$got" \
