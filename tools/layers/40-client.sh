@@ -10,6 +10,7 @@
 #                built outside the repo that waits on a token made
 #                on another connection                               (3 tests)
 . "$TXB_ROOT/tools/results.sh"
+. "$TXB_ROOT/tools/cluster.sh"
 set -u
 
 src="$TXB_SRC/client"
@@ -42,8 +43,7 @@ if ! psql -X -q -v ON_ERROR_STOP=1 \
 	-c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" \
 	-c "DROP DATABASE IF EXISTS $NOEXT" -c "CREATE DATABASE $NOEXT" \
 	>"$logs/setup.log" 2>&1 ||
-	! psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c 'CREATE EXTENSION tx_barrier' \
-		>>"$logs/setup.log" 2>&1; then
+	! txb_install_barrier "$DB" >>"$logs/setup.log" 2>&1; then
 	fail "create the test databases" "$logs/setup.log"
 	finish
 fi
