@@ -115,9 +115,12 @@ done
 psql -X -Atq -h 127.0.0.1 -p "$bport" -d txb_node -c 'SELECT 1' >/dev/null 2>&1 ||
 	fail_setup "pgbouncer did not start: $(cat "$dir/pgbouncer/pgbouncer.out" "$dir/pgbouncer/pgbouncer.log" 2>/dev/null)"
 
-# 5. The tests, one file at a time (they share the databases and Redis).
+# 5. The tests, one file at a time (they share the databases and Redis);
+# Debian's node 18 has no --test-concurrency (and runs one file per core).
+serial=
+node --test-concurrency=1 -e 0 2>/dev/null && serial=--test-concurrency=1
 (cd "$src" && timeout -s TERM -k 10 "${TXB_NODE_TIMEOUT:-600}" \
-	node --test --test-concurrency=1 --test-reporter=tap test/*.test.mjs) >"$log" 2>&1
+	node --test $serial --test-reporter=tap test/*.test.mjs) >"$log" 2>&1
 rc=$?
 cat "$log"
 

@@ -8,7 +8,7 @@ import {
 	BarrierError, BarrierTokenError, BarrierExtensionMissingError, BarrierArgumentError,
 	COMMITTED, ABORTED, IN_PROGRESS,
 } from 'tx-barrier';
-import { newClient, until, barrierWaiters } from './helpers.mjs';
+import { newClient, until, barrierWaiters, bouncerPort } from './helpers.mjs';
 
 let producer, observer, pool;
 
@@ -101,6 +101,25 @@ test('AbortSignal cancels waitAll on a Pool and the pool stays usable', async ()
 	// An already aborted signal never reaches the server.
 	await assert.rejects(wait(pool, token, { signal: AbortSignal.abort() }), { name: 'AbortError' });
 });
+
+test('AbortSignal cancels a wait made through PgBouncer in transaction mode',
+	{ skip: !bouncerPort && 'no PgBouncer' }, async () => {
+		const bp = new pg.Pool({ host: '127.0.0.1', port: bouncerPort, database: 'txb_node', max: 2 });
+		try {
+			await producer.query('BEGIN');
+			const token = await enqueue(producer);
+			const ac = new AbortController();
+			const waiting = wait(bp, token, { signal: ac.signal });
+			await until(async () => (await barrierWaiters(observer)) === 1, 'the waiter to block');
+			ac.abort();
+			await assert.rejects(waiting, { name: 'AbortError' });
+			assert.equal(await barrierWaiters(observer), 0);
+			await producer.query('COMMIT');
+			assert.equal(await wait(bp, token, { timeoutMs: 5000 }), COMMITTED);
+		} finally {
+			await bp.end();
+		}
+	});
 
 test('tokens: decimal strings and bigints in, strings out; bad ones rejected', async () => {
 	assert.equal(normalizeToken(18446744073709551615n), '18446744073709551615');
