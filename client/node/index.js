@@ -26,6 +26,7 @@ const SQLSTATE_UNDEFINED_OBJECT = '42704';
 const SQLSTATE_QUERY_CANCELED = '57014';
 
 const MAX_TOKEN = (1n << 64n) - 1n;
+const CANCEL_RESEND_MS = 500;
 
 /** Base class of the errors this package raises. */
 export class BarrierError extends Error {
@@ -181,17 +182,28 @@ async function cancellableQuery(db, text, values, signal) {
 	try {
 		if (signal?.aborted)
 			throw abortError(signal);
+		let resend;
 		if (signal) {
 			onAbort = () => {
 				cancelSent = true;
 				sendCancel(client);
+				// A cancel request that reaches the server before it starts
+				// the statement is ignored: repeat it while the statement
+				// has not ended.
+				resend = setInterval(() => sendCancel(client), CANCEL_RESEND_MS);
 			};
 			signal.addEventListener('abort', onAbort, { once: true });
 		}
 		let res;
 		try {
 			res = await new Promise((resolve, reject) => {
-				client.query(text, values, (err, result) => (err ? reject(err) : resolve(result)));
+				client.query(text, values, (err, result) => {
+					clearInterval(resend);
+					if (err)
+						reject(err);
+					else
+						resolve(result);
+				});
 			});
 		} catch (err) {
 			if (cancelSent && err?.code === SQLSTATE_QUERY_CANCELED)
@@ -226,14 +238,18 @@ function sendCancel(client) {
 	const socket = host.startsWith('/')
 		? net.connect(`${host}/.s.PGSQL.${port}`)
 		: net.connect(port, host);
-	socket.on('error', () => {});
+	socket.on('error', () => socket.destroy());
+	// Like libpq, write the request and wait for the server to close the
+	// connection: closing first can make PgBouncer 1.18 abort.
+	socket.setTimeout(10000, () => socket.destroy());
+	socket.on('end', () => socket.destroy());
 	socket.on('connect', () => {
 		const msg = Buffer.alloc(16);
 		msg.writeInt32BE(16, 0);
 		msg.writeInt32BE(80877102, 4);
 		msg.writeInt32BE(client.processID, 8);
 		msg.writeInt32BE(client.secretKey, 12);
-		socket.end(msg);
+		socket.write(msg);
 	});
 }
 

@@ -126,8 +126,9 @@ cat "$log"
 
 # Node's TAP output: one "ok N - name" / "not ok N - name" per test, indented
 # four spaces per level of nesting (test files are not levels of their own).
-ok=$(grep -cE '^ *ok [0-9]+ - ' "$log")
-bad=$(grep -cE '^ *not ok [0-9]+ - ' "$log")
+# A skipped test (# SKIP) counts as failed: the layer provides everything.
+ok=$(grep -E '^ *ok [0-9]+ - ' "$log" | grep -vc '# SKIP')
+bad=$(( $(grep -cE '^ *not ok [0-9]+ - ' "$log") + $(grep -E '^ *ok [0-9]+ - ' "$log" | grep -c '# SKIP') ))
 if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
 	bad=1 # the run died (timeout) without reporting a failed test
 fi
