@@ -1,6 +1,6 @@
 // Type declarations of tx-barrier/bullmq (bullmq.js): the BullMQ integration.
 import type {
-	FlowJob, FlowOpts, FlowProducer, Job, JobNode, JobsOptions, Processor, Queue,
+	FlowJob, FlowOpts, FlowProducer, Job, JobNode, Processor, Queue,
 	UnrecoverableError,
 } from 'bullmq';
 import type { Client, Pool, PoolClient } from 'pg';
@@ -42,14 +42,15 @@ export interface BarrierWorkerOptions {
 export function barrierToken(job: Job): BarrierToken | undefined;
 export function barrierWaits(job: Job): Promise<number | undefined>;
 
-export function addWithBarrier<DataType = any, ResultType = any, NameType extends string = string>(
-	queue: Queue<DataType, ResultType, NameType>, client: Client | PoolClient,
-	name: NameType, data: DataType, opts?: JobsOptions): Promise<Job<DataType, ResultType, NameType>>;
+/** queue.add(name, data, opts), with the token of the transaction open on client. */
+export function addWithBarrier<Q extends Queue<any, any, any>>(
+	queue: Q, client: Client | PoolClient, name: Parameters<Q['add']>[0],
+	data: Parameters<Q['add']>[1], opts?: Parameters<Q['add']>[2]): ReturnType<Q['add']>;
 
-export function addBulkWithBarrier<DataType = any, ResultType = any, NameType extends string = string>(
-	queue: Queue<DataType, ResultType, NameType>, client: Client | PoolClient,
-	jobs: { name: NameType; data: DataType; opts?: JobsOptions }[]):
-	Promise<Job<DataType, ResultType, NameType>[]>;
+/** queue.addBulk(jobs), all with one token of the transaction open on client. */
+export function addBulkWithBarrier<Q extends Queue<any, any, any>>(
+	queue: Q, client: Client | PoolClient, jobs: Parameters<Q['addBulk']>[0]):
+	ReturnType<Q['addBulk']>;
 
 export function addFlowWithBarrier(flowProducer: FlowProducer, client: Client | PoolClient,
 	flow: FlowJob, opts?: FlowOpts): Promise<JobNode>;
