@@ -39,8 +39,9 @@ fail_setup() {
 	exit 1
 }
 
-command -v node >/dev/null && command -v npm >/dev/null ||
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 	fail_setup "node and npm are needed (tools/deps.sh installs them)"
+fi
 echo "node $(node --version), npm $(npm --version 2>/dev/null)"
 
 # 1. Dependencies, exactly as locked.
@@ -54,10 +55,10 @@ else
 fi
 
 # 2. A database with the extension and the tests' tables, and one without.
-psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "DROP DATABASE IF EXISTS txb_node WITH (FORCE)" -c "CREATE DATABASE txb_node" \
-	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" &&
-	psql -X -q -v ON_ERROR_STOP=1 -d txb_node <<'EOF' || fail_setup "cannot create the databases"
+	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" ||
+	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node <<'EOF'
 CREATE EXTENSION tx_barrier;
 CREATE TABLE node_items (id bigint PRIMARY KEY);
 CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name text,
@@ -65,6 +66,9 @@ CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name 
 CREATE TABLE node_failures (id bigserial PRIMARY KEY, queue text, job_id text,
 							err_name text, message text, attempts_made int);
 EOF
+then
+	fail_setup "cannot create the databases"
+fi
 
 # 3. Redis, on a free port of 127.0.0.1, without persistence.
 rport=$(txb_free_port) || fail_setup "no free port for redis"
