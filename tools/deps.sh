@@ -20,6 +20,11 @@ PACKAGES=(
 	redis-server python3 python3-celery python3-django python3-psycopg2
 	python3-redis python3-pip python3-setuptools
 )
+# Node.js client tests: Debian's nodejs and npm, unless a node and npm are
+# already installed (Debian's npm conflicts with NodeSource's nodejs).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
