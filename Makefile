@@ -11,7 +11,13 @@ OBJS = \
 	extension/barrier_xact.o
 
 EXTENSION = tx_barrier
-DATA = extension/tx_barrier--1.0.sql
+# The one version source: the control file, client/, debian/ and META.json
+# are checked against it (tools/layers/06-release.sh).
+EXTVERSION = 1.1
+# Released install scripts are immutable; the current version's is built
+# from extension/tx_barrier.sql.
+DATA = extension/tx_barrier--1.0.sql $(wildcard extension/tx_barrier--*--*.sql)
+DATA_built = extension/tx_barrier--$(EXTVERSION).sql
 PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
 REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
@@ -34,3 +40,11 @@ include $(PGXS)
 # PGXS tracks no header dependencies unless the server was configured with
 # --enable-depend.
 $(OBJS): extension/tx_barrier.h
+
+extension/tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
+	cp $< $@
+
+# The PGXN distribution: the committed tree at HEAD (RELEASING in README.md).
+dist:
+	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ \
+		-o tx_barrier-$(EXTVERSION).zip HEAD
