@@ -14,10 +14,10 @@ EXTENSION = tx_barrier
 # The one version source: the control file, client/, debian/ and META.json
 # are checked against it (tools/layers/06-release.sh).
 EXTVERSION = 1.1
-# Released install scripts are immutable; the current version's is built
-# from extension/tx_barrier.sql.
-DATA = extension/tx_barrier--1.0.sql $(wildcard extension/tx_barrier--*--*.sql)
-DATA_built = extension/tx_barrier--$(EXTVERSION).sql
+# extension/ holds the released install scripts (immutable) and the upgrade
+# scripts; the current version's is built from extension/tx_barrier.sql.
+DATA = $(wildcard extension/tx_barrier--*.sql)
+DATA_built = tx_barrier--$(EXTVERSION).sql
 PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
 REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
@@ -41,10 +41,10 @@ include $(PGXS)
 # --enable-depend.
 $(OBJS): extension/tx_barrier.h
 
-extension/tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
+tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
 	cp $< $@
 
 # The PGXN distribution: the committed tree at HEAD (RELEASING in README.md).
+PGXN_ZIP ?= tx_barrier-$(EXTVERSION).zip
 dist:
-	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ \
-		-o tx_barrier-$(EXTVERSION).zip HEAD
+	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ -o $(PGXN_ZIP) HEAD

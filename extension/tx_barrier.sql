@@ -1,5 +1,5 @@
-/* extension/tx_barrier.sql: install script of the current version (EXTVERSION
- * in the Makefile), copied to tx_barrier--EXTVERSION.sql at build time.  A
+/* extension/tx_barrier.sql: install script of the current version
+ * (EXTVERSION in the Makefile), built into tx_barrier--EXTVERSION.sql.  A
  * change here needs the same change in the upgrade script
  * tx_barrier--PREVIOUS--EXTVERSION.sql (tools/layers/15-upgrade.sh). */
 
