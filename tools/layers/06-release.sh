@@ -49,8 +49,10 @@ check "client/txb.1 names tx_barrier $lib" \
 	grep -q "^\.TH TXB 1 .* \"tx_barrier $lib\"" client/txb.1
 check "debian/changelog's upstream version = $ext" \
 	test "$(dpkg-parsechangelog -S Version | sed 's/-[^-]*$//')" = "$ext"
-check "CHANGELOG.md has a section for $ext naming its PostgreSQL majors" \
-	grep -A2 -xE "## $(sed 's/\./\\./g' <<<"$ext")( .*)?" CHANGELOG.md | grep -q 'Supports PostgreSQL [0-9]'
+changelog_names_majors() {
+	grep -A2 -xE "## ${ext//./\\.}( .*)?" CHANGELOG.md | grep -q 'Supports PostgreSQL [0-9]'
+}
+check "CHANGELOG.md has a section for $ext naming its PostgreSQL majors" changelog_names_majors
 
 # Released install scripts never change: a database created from one must
 # stay what its update scripts expect.
