@@ -95,7 +95,8 @@ if [ ! -f "$ROOT_TAR" ]; then
 			--include="$ROOT_PACKAGES" \
 			--aptopt='APT::Install-Recommends "false"' \
 			--customize-hook='echo "create_main_cluster = false" >>"$1/etc/postgresql-common/createcluster.conf"' \
-			bookworm "$ROOT_TAR.tmp" && mv "$ROOT_TAR.tmp" "$ROOT_TAR"
+			bookworm "$ROOT_TAR.tmp" && mv "$ROOT_TAR.tmp" "$ROOT_TAR" &&
+			find "$CACHE" -maxdepth 1 -name 'bookworm-pg15-*.tar' ! -path "$ROOT_TAR" -delete
 	) 9>"$CACHE/.lock" >"$work/mmdebstrap.log" 2>&1
 fi
 if [ -f "$ROOT_TAR" ] && tar -xf "$ROOT_TAR" -C "$root"; then
