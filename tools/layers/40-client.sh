@@ -99,8 +99,9 @@ fi
 
 # ------------------------------------------------------------------ e2e
 # The installed library (tools/install.sh ran before the layers).
-if [ "$(pkg-config --modversion tx_barrier 2>/dev/null)" = 1.0.0 ] &&
-	[ "$(txb --version 2>/dev/null)" = "txb (tx_barrier) 1.0.0" ] &&
+version="$(sed -n 's/^EXTVERSION *= *//p' "$TXB_ROOT/Makefile").0"
+if [ "$(pkg-config --modversion tx_barrier 2>/dev/null)" = "$version" ] &&
+	[ "$(txb --version 2>/dev/null)" = "txb (tx_barrier) $version" ] &&
 	[ -f "$(pkg-config --variable=prefix tx_barrier)/share/man/man1/txb.1" ]; then
 	pass "installed: pkg-config module, txb on PATH, man page"
 else
