@@ -156,7 +156,12 @@ iso=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/isolation/pg_isolation_regress
 mkdir -p "$dir/iso"
 cp -r "$TXB_ROOT/specs" "$TXB_ROOT/expected" "$dir/iso/"
 chown -R postgres: "$dir" 2>/dev/null
-specs=$(cd "$TXB_ROOT/specs" && ls *.spec | sed 's/\.spec$//' | tr '\n' ' ')
+# All but wait_nested_savepoint: the portable wait sleeps in the unique
+# check, which waits for the topmost transaction once a released savepoint's
+# xid is gone, so it answers at the top level's end there (a documented
+# difference, portable/README.md); the answer itself is the same.
+specs=$(cd "$TXB_ROOT/specs" && ls *.spec | sed 's/\.spec$//' |
+	grep -vx wait_nested_savepoint | tr '\n' ' ')
 # shellcheck disable=SC2086
 (cd "$dir/iso" && txb_as_owner "$iso" --inputdir=. --outputdir=out --use-existing \
 	--dbname=$DB ${PGHOST:+--host=$PGHOST} --port="$PGPORT" --user="$PGUSER" $specs) \
