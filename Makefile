@@ -5,6 +5,7 @@ MODULE_big = tx_barrier
 OBJS = \
 	extension/tx_barrier.o \
 	extension/barrier_monitor.o \
+	extension/barrier_reserve.o \
 	extension/barrier_standby.o \
 	extension/barrier_state.o \
 	extension/barrier_token.o \

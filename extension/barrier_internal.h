@@ -41,6 +41,7 @@ typedef enum TxbLookup
 
 /* GUCs (tx_barrier.c) */
 extern bool txb_durable_tokens;
+extern bool txb_token_reservation;
 
 /* barrier_state.c */
 extern TxbLookup txb_lookup(FullTransactionId fxid, TxbState *state);
@@ -48,6 +49,11 @@ extern void txb_state_datums(Oid enumtype, Datum *values);
 
 /* barrier_token.c */
 extern FullTransactionId txb_enqueue(void);
+extern bool txb_token_wal_durable(XLogRecPtr lsn);
+
+/* barrier_reserve.c */
+extern void txb_reserve_init(void);
+extern bool txb_reserve_cover(FullTransactionId fxid);
 
 /* barrier_wait.c */
 extern TxbState txb_wait(FullTransactionId fxid, bool has_deadline,

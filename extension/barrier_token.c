@@ -23,6 +23,9 @@
  * would require shared_preload_libraries).  One record per subtransaction
  * is enough; further tokens of the same subtransaction cost nothing.
  *
+ * With tx_barrier.token_reservation, one record reserves a range of xids
+ * ahead instead, and tokens inside it need nothing (barrier_reserve.c).
+ *
  * Often no record is needed at all.  Replay also advances nextXid past
  * every xid a commit record names, so once any transaction with a newer
  * xid than ours has a durable commit record, our xid can never be handed
@@ -155,7 +158,19 @@ txb_make_token_durable(FullTransactionId fxid)
 	lsn = XLogInsert(RM_XLOG_ID, XLOG_NOOP);
 	txb_count(TXB_C_TOKEN_RECORDS, 1);
 
-	/* As durable as this session's commit records are. */
+	return txb_token_wal_durable(lsn);
+}
+
+/*
+ * Make the WAL up to lsn, which keeps a token's xid from being handed out
+ * again, as durable as this session's commit records are: flushed, and
+ * confirmed by the synchronous standbys, unless synchronous_commit is off.
+ * Returns false if it was only queued for the WAL writer.  Also used for
+ * reservations (barrier_reserve.c).
+ */
+bool
+txb_token_wal_durable(XLogRecPtr lsn)
+{
 	if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
 	{
 		XLogFlush(lsn);
@@ -198,7 +213,8 @@ txb_enqueue(void)
 	fxid = GetCurrentFullTransactionId();
 
 	if (txb_durable_tokens && !FullTransactionIdEquals(fxid, txb_durable_fxid) &&
-		txb_make_token_durable(fxid))
+		(txb_token_reservation ? txb_reserve_cover(fxid) :
+		 txb_make_token_durable(fxid)))
 		txb_durable_fxid = fxid;
 
 	txb_xact_note_enqueue();

@@ -34,6 +34,7 @@
 TXB_MODULE_MAGIC;
 
 bool		txb_durable_tokens = true;
+bool		txb_token_reservation = false;
 
 void
 _PG_init(void)
@@ -47,11 +48,22 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("tx_barrier.token_reservation",
+							 "Makes tokens crash-safe by reserving ranges of transaction ids ahead in WAL.",
+							 "One WAL record covers the tokens of many transactions.  Needs "
+							 "tx_barrier in shared_preload_libraries on the primary and on "
+							 "every standby.",
+							 &txb_token_reservation,
+							 false,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tx_barrier");
 
 	txb_xact_init();
 	txb_monitor_init();
 	txb_standby_init();
+	txb_reserve_init();
 }
 
 /*
