@@ -256,8 +256,8 @@ txb_reserve_cover(FullTransactionId fxid)
 
 	/*
 	 * Publish it for the other backends only once it is as durable as a
-	 * commit.  One made under an older redo pointer than the published one
-	 * is worth nothing to them.
+	 * commit.  One made under an older redo pointer than the published one is
+	 * worth nothing to them.
 	 */
 	if (durable)
 	{
