@@ -65,6 +65,15 @@ extern void _PG_init(void);
 #endif
 #define TXB_BACKEND_SLOTS	(MaxBackends + 1)
 
+/* The class of buffer-pin wait events: renamed in 17 and again in 19. */
+#if PG_VERSION_NUM >= 190000
+#define TXB_PG_WAIT_BUFFER_PIN	PG_WAIT_BUFFER
+#elif PG_VERSION_NUM >= 170000
+#define TXB_PG_WAIT_BUFFER_PIN	PG_WAIT_BUFFERPIN
+#else
+#define TXB_PG_WAIT_BUFFER_PIN	PG_WAIT_BUFFER_PIN
+#endif
+
 /*
  * The wait event a standby waiter shows while it sleeps between looks at
  * replay.  From 17 an extension can name its own ("TxBarrierStandbyWait"

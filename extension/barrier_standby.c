@@ -24,8 +24,10 @@
  * then waits for us, up to max_standby_streaming_delay, and cancels us
  * (SQLSTATE 40001): an error, not a hang.  With the delay set to -1 it
  * would wait forever, and so would we, for a commit record behind the
- * conflict: so when replay has sat in a snapshot conflict for a while and
- * no limit will ever cancel us, we end the wait with that same error.
+ * conflict (or behind a lock our transaction holds, as when VACUUM
+ * truncates a table we read): so when replay has sat in a recovery conflict
+ * for a while and no limit will ever cancel us, we end the wait with that
+ * same error.
  *
  * Locking: poller_pid is claimed and given up with compare-and-swap, and
  * replay_lsn is written only by the poller; both are atomics, so nothing
@@ -191,49 +193,66 @@ txb_standby_claim_poller(void)
 }
 
 /*
- * Is the startup process waiting for queries to release snapshots it
- * conflicts with?  Only it reports this wait event, and it reports it
- * while it sleeps between its checks.
+ * Is the startup process waiting for a query to get out of replay's way: to
+ * release a snapshot, a tablespace, a lock or a buffer pin that the next
+ * record conflicts with?  Only it waits so among the auxiliary processes,
+ * and it shows the wait event while it sleeps between its checks.
  */
 static bool
-txb_standby_replay_in_snapshot_conflict(void)
+txb_standby_replay_in_conflict(void)
 {
 	for (int i = MaxBackends; i < MaxBackends + NUM_AUXILIARY_PROCS; i++)
 	{
 		uint32		event = *(volatile uint32 *) &ProcGlobal->allProcs[i].wait_event_info;
+		uint32		class = event & 0xFF000000;
 
-		if (event == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT)
+		if (event == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT ||
+			event == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE ||
+			class == PG_WAIT_LOCK || class == TXB_PG_WAIT_BUFFER_PIN)
 			return true;
 	}
 	return false;
 }
 
 /*
- * End the wait with the error replay would raise, if replay has been
- * blocked in a snapshot conflict for TXB_STANDBY_CONFLICT_GRACE_MS while we
- * hold a snapshot and no max_standby_*_delay will ever cancel us.
+ * End the wait with the error replay would raise, if replay has not moved
+ * for TXB_STANDBY_CONFLICT_GRACE_MS while the startup process waits in a
+ * recovery conflict, we hold a snapshot (and maybe the locks it waits for),
+ * and no max_standby_*_delay will ever cancel us.  The startup process shows the conflict's wait event only
+ * while it sleeps between its checks, so a look that misses it does not
+ * restart the clock; replay moving on, or a pause in our looking, does.
  */
 static void
-txb_standby_check_self_conflict(XLogRecPtr seen)
+txb_standby_check_self_conflict(void)
 {
 	static XLogRecPtr stalled_at = InvalidXLogRecPtr;
 	static TimestampTz stalled_since = 0;
+	static TimestampTz last_look = 0;
+	TimestampTz now;
+	XLogRecPtr	replayed;
 
 	if ((max_standby_streaming_delay >= 0 && max_standby_archive_delay >= 0) ||
-		!TransactionIdIsValid(MyProc->xmin) ||
-		!txb_standby_replay_in_snapshot_conflict())
-	{
-		stalled_since = 0;
+		!TransactionIdIsValid(MyProc->xmin))
 		return;
-	}
 
-	if (stalled_since == 0 || stalled_at != seen)
+	now = GetCurrentTimestamp();
+	replayed = GetXLogReplayRecPtr(NULL);
+	if (replayed != stalled_at ||
+		TimestampDifferenceExceeds(last_look, now, 2 * TXB_STANDBY_IDLE_MS))
 	{
-		stalled_at = seen;
-		stalled_since = GetCurrentTimestamp();
+		stalled_at = replayed;
+		stalled_since = 0;
+	}
+	last_look = now;
+
+	if (!txb_standby_replay_in_conflict())
+		return;
+	if (stalled_since == 0)
+	{
+		stalled_since = now;
 		return;
 	}
-	if (!TimestampDifferenceExceeds(stalled_since, GetCurrentTimestamp(),
+	if (!TimestampDifferenceExceeds(stalled_since, now,
 									TXB_STANDBY_CONFLICT_GRACE_MS))
 		return;
 
@@ -241,7 +260,7 @@ txb_standby_check_self_conflict(XLogRecPtr seen)
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("canceling barrier wait: replay is blocked by a recovery conflict"),
-			 errdetail("Replay must remove rows that a snapshot on this standby can still see, possibly this session's own, and max_standby_streaming_delay or max_standby_archive_delay is -1: the transaction's end would never be replayed."),
+			 errdetail("Replay waits for a query on this standby, possibly this session, to release a snapshot or a lock, and max_standby_streaming_delay or max_standby_archive_delay is -1: the transaction's end would never be replayed."),
 			 errhint("Set hot_standby_feedback = on or a finite max_standby_streaming_delay, or wait outside REPEATABLE READ and SERIALIZABLE transactions.")));
 }
 
@@ -256,7 +275,7 @@ txb_standby_sleep(XLogRecPtr seen, bool has_deadline, TimestampTz deadline)
 	uint32		wait_event = txb_compat_standby_wait_event();
 	XLogRecPtr	replayed;
 
-	txb_standby_check_self_conflict(seen);
+	txb_standby_check_self_conflict();
 
 	if (txb_compat_sleep_until_replayed(seen + 1,
 										txb_standby_sleep_ms(TXB_STANDBY_IDLE_MS,

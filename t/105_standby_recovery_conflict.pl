@@ -81,4 +81,36 @@ for my $conf (
 	$standby->stop;
 }
 
+# A lock conflict: the waiter's transaction read the table, so it holds a
+# lock that replay of the primary's ACCESS EXCLUSIVE lock must wait for;
+# with max_standby_streaming_delay = -1 replay would wait forever, and the
+# commit the waiter waits for is behind it.
+{
+	my $standby = txb_standby($primary, 'rc_standby_lock',
+		conf => "max_standby_streaming_delay = -1");
+	my ($w, $wpid) = txb_session($standby);
+	$w->query_safe('BEGIN; SELECT count(*) FROM items');
+	my ($p) = txb_session($primary);
+	my $token = $p->query_safe(
+		"BEGIN; INSERT INTO jobs VALUES (10); SELECT barrier_enqueue();");
+	$token =~ s/\s+//g;
+	$primary->wait_for_catchup($standby);
+	txb_start_statement($w, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $wpid),
+		'lock: the standby waiter sleeps');
+	$primary->safe_psql('postgres',
+		'BEGIN; LOCK items IN ACCESS EXCLUSIVE MODE; COMMIT');
+	$p->query_safe('COMMIT');
+	my ($out, $err) = txb_collect($w);
+	ok(defined $out, 'lock: the wait ended');
+	like($err, qr/ERROR:\s+40001/, 'lock: serialization failure (40001)');
+	$w->query_safe('ROLLBACK');
+	$primary->wait_for_catchup($standby);
+	is($standby->safe_psql('postgres', "SELECT barrier_status('$token')"),
+		'committed', 'lock: replay went on; the token reads committed');
+	$w->quit;
+	$p->quit;
+	$standby->stop;
+}
+
 done_testing();
