@@ -53,13 +53,19 @@ sub txb_node
 
 # A background psql session that does not stop at the first error and
 # prints SQLSTATEs (VERBOSITY verbose).  Returns ($session, $backend_pid).
+# With connstr => CONNINFO it connects there instead of to $node (e.g.
+# through a connection pooler, where the pid is that of the server
+# connection that happened to run the query).
 sub txb_session
 {
-	my ($node) = @_;
+	my ($node, %opts) = @_;
+	my @extra = ('-v', 'VERBOSITY=verbose');
+	# psql takes the last -d given, so this overrides the node's own.
+	push @extra, '-d', $opts{connstr} if defined $opts{connstr};
 	my $s = $node->background_psql(
 		'postgres',
 		on_error_stop => 0,
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+		extra_params => \@extra);
 	my $pid = $s->query_safe('SELECT pg_backend_pid()');
 	return ($s, $pid);
 }
