@@ -15,7 +15,6 @@ use strict;
 use warnings;
 
 use Exporter 'import';
-use IPC::Run ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -113,13 +112,12 @@ sub txb_collect
 {
 	my ($s, %opts) = @_;
 	my $mark = "txb-done-$s->{txb_mark}";
-	my $timer = IPC::Run::timer($opts{limit}
-		  // $PostgreSQL::Test::Utils::timeout_default);
-	$timer->start;
+	my $deadline = Time::HiRes::time()
+	  + ($opts{limit} // $PostgreSQL::Test::Utils::timeout_default);
 	my $ok = 1;
 	until (txb_marks_seen($s) == 2)
 	{
-		if ($timer->is_expired || !eval { $s->{run}->pumpable })
+		if (Time::HiRes::time() > $deadline || !eval { $s->{run}->pumpable })
 		{
 			$ok = 0;
 			last;
