@@ -187,18 +187,6 @@ txb_wait_for() {
 	return 1
 }
 
-# txb_wait_blocked [PSQL_ARGS...]: waits until a session of the server that
-# psql reaches with PSQL_ARGS is blocked in barrier_wait: on a primary, an
-# ungranted transactionid lock; on a standby, the standby wait's event.
-# Prints nothing; returns non-zero after 30 s.
-txb_wait_blocked() {
-	local q="SELECT count(*) > 0 FROM pg_stat_activity
-		WHERE pid <> pg_backend_pid() AND query LIKE '%barrier_wait%'
-		  AND ((wait_event_type = 'Lock' AND wait_event = 'transactionid')
-		    OR wait_event IN ('Extension', 'TxBarrierStandbyWait', 'WaitForWalReplay'))"
-	txb_wait_for "$PG_BINDIR/psql -X -At $(printf '%q ' "$@") -c \"$q\"" t
-}
-
 # txb_lock_waiting APPNAME [TOKEN] [PSQL_ARGS...]: prints t if a session
 # whose application_name is APPNAME waits on an ungranted transactionid
 # lock (of TOKEN's xid, if TOKEN is not empty), else f.  For clients whose
@@ -213,4 +201,16 @@ txb_lock_waiting() {
 		JOIN pg_stat_activity a USING (pid)
 		WHERE a.application_name = '$app' AND l.locktype = 'transactionid'
 		  AND NOT l.granted $xid_cond"
+}
+
+# txb_wait_blocked [PSQL_ARGS...]: waits until a session of the server that
+# psql reaches with PSQL_ARGS is blocked in barrier_wait: on a primary, an
+# ungranted transactionid lock; on a standby, the standby wait's event.
+# Prints nothing; returns non-zero after 30 s.
+txb_wait_blocked() {
+	local q="SELECT count(*) > 0 FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND query LIKE '%barrier_wait%'
+		  AND ((wait_event_type = 'Lock' AND wait_event = 'transactionid')
+		    OR wait_event IN ('Extension', 'TxBarrierStandbyWait', 'WaitForWalReplay'))"
+	txb_wait_for "$PG_BINDIR/psql -X -At $(printf '%q ' "$@") -c \"$q\"" t
 }
