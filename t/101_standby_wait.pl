@@ -16,18 +16,16 @@ use TxbTest;
 
 my $apply_delay = 3;    # seconds of recovery_min_apply_delay in part (a)
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', qq(
+my $primary = txb_node(
+	'primary',
+	allows_streaming => 1,
+	conf => qq(
 max_connections = 30
 max_prepared_transactions = 10
 shared_preload_libraries = 'tx_barrier'
 ));
-$primary->start;
 $primary->safe_psql(
 	'postgres', q{
-CREATE EXTENSION tx_barrier;
 CREATE TABLE jobs (id int PRIMARY KEY, payload text);
 -- Returns the moment a row becomes visible, checking with a new snapshot
 -- each time round (a volatile function in READ COMMITTED).
@@ -39,75 +37,11 @@ BEGIN
 	RETURN extract(epoch FROM clock_timestamp());
 END $$;
 });
-$primary->backup('base');
-
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->append_conf('postgresql.conf',
-	"recovery_min_apply_delay = '${apply_delay}s'");
-$standby->start;
-$primary->wait_for_catchup($standby);
-
-# ---------------------------------------------------------------------
-# Helpers for statements that run in the background while the test goes on.
-
-# Sends a statement to a BackgroundPsql session without waiting for it.
-sub send_query
-{
-	my ($s, $sql) = @_;
-	$s->{stdout} = '';
-	$s->{stderr} = '';
-	$s->{stdin} .= "$sql\n;\n\\echo '__done__'\n\\warn '__done__'\n";
-	$s->{run}->pump_nb;
-	return;
-}
-
-# Has the statement sent by send_query finished?
-sub query_done
-{
-	my ($s) = @_;
-	$s->{run}->pump_nb;
-	return $s->{stdout} =~ /__done__\n/ && $s->{stderr} =~ /__done__\n/;
-}
-
-# Waits (at most $limit seconds) for the statement sent by send_query;
-# returns (stdout, stderr) without the markers, or dies.
-sub collect
-{
-	my ($s, $limit) = @_;
-	my $deadline = time + ($limit // $PostgreSQL::Test::Utils::timeout_default);
-	until (query_done($s))
-	{
-		die "background statement did not finish in time" if time > $deadline;
-		$s->{run}->pump_nb;
-		select(undef, undef, undef, 0.001);
-	}
-	my ($out, $err) = ($s->{stdout}, $s->{stderr});
-	$s->{stdout} = $s->{stderr} = '';
-	s/\n?__done__\n// for ($out, $err);
-	chomp $out;
-	return ($out, $err);
-}
-
-# Backend pid of a BackgroundPsql session.
-sub session_pid
-{
-	my ($s) = @_;
-	return $s->query_safe('SELECT pg_backend_pid()');
-}
-
-# Waits until backend $pid on $node sleeps in a barrier wait.
-sub wait_until_waiting
-{
-	my ($node, $pid) = @_;
-	return $node->poll_query_until('postgres',
-		    "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $pid "
-		  . "AND state = 'active' AND query ~ 'barrier_wait'");
-}
+my $standby = txb_standby($primary, 'standby',
+	conf => "recovery_min_apply_delay = '${apply_delay}s'");
 
 my $producer = $primary->background_psql('postgres');
-my $waiter = $standby->background_psql('postgres', on_error_stop => 0);
-my $waiter_pid = session_pid($waiter);
+my ($waiter, $waiter_pid) = txb_session($standby);
 
 # ---------------------------------------------------------------------
 # (h) Tokens cannot be handed out on a standby.
@@ -128,8 +62,8 @@ my $waiter_pid = session_pid($waiter);
 	$producer->query_safe(q{INSERT INTO jobs VALUES (1, 'delayed')});
 	my $token = $producer->query_safe('SELECT barrier_enqueue()');
 
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid),
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid),
 		'standby waiter sleeps while the transaction is open');
 
 	my $t_commit = time;
@@ -150,7 +84,7 @@ my $waiter_pid = session_pid($waiter);
 	cmp_ok($checked_after, '<', $apply_delay,
 		'checks ran before the apply delay expired');
 
-	my ($state, $err) = collect($waiter, 60);
+	my ($state, $err) = txb_collect($waiter, limit => 60);
 	my $waited = time - $t_commit;
 	is($state, 'committed', 'standby waiter: committed after replay');
 	is($err, '', 'no error from the standby waiter');
@@ -175,10 +109,10 @@ my $waiter_pid = session_pid($waiter);
 	is($standby->safe_psql('postgres', "SELECT barrier_status('$token')"),
 		'in progress', 'standby: open transaction is in progress');
 
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid), 'waiter sleeps');
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid), 'waiter sleeps');
 	$producer->query_safe('ROLLBACK');
-	my ($state, $err) = collect($waiter, 60);
+	my ($state, $err) = txb_collect($waiter, limit => 60);
 	is($state, 'aborted', 'standby waiter: aborted');
 	is($waiter->query_safe('SELECT count(*) FROM jobs WHERE id = 2'),
 		'0', 'aborted row not visible');
@@ -198,22 +132,22 @@ my $waiter_pid = session_pid($waiter);
 	my $tok_rolled = $producer->query_safe('SELECT barrier_enqueue()');
 	$primary->wait_for_catchup($standby);
 
-	my $waiter2 = $standby->background_psql('postgres');
-	send_query($waiter, "SELECT barrier_wait('$tok_rolled')");
-	send_query($waiter2, "SELECT barrier_wait('$tok_released')");
-	ok(wait_until_waiting($standby, $waiter_pid),
+	my ($waiter2) = txb_session($standby);
+	txb_start_statement($waiter, "SELECT barrier_wait('$tok_rolled')");
+	txb_start_statement($waiter2, "SELECT barrier_wait('$tok_released')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid),
 		'waiter on the savepoint sleeps');
 
 	$producer->query_safe('ROLLBACK TO SAVEPOINT a');
-	my ($state) = collect($waiter, 60);
+	my ($state) = txb_collect($waiter, limit => 60);
 	is($state, 'aborted',
 		'rolled-back savepoint: aborted on the standby, top level still open');
-	ok(!query_done($waiter2),
+	ok(!txb_statement_done($waiter2),
 		'released savepoint still waits for its open top level');
 
 	$producer->query_safe(q{INSERT INTO jobs VALUES (5, 'top')});
 	$producer->query_safe('COMMIT');
-	($state) = collect($waiter2, 60);
+	($state) = txb_collect($waiter2, limit => 60);
 	is($state, 'committed', 'released savepoint: committed with its top level');
 	is($waiter2->query_safe('SELECT string_agg(id::text, \',\' ORDER BY id) FROM jobs WHERE id IN (3, 4, 5)'),
 		'4,5', 'rows of the rolled-back savepoint are absent, top level visible');
@@ -230,15 +164,15 @@ my $waiter_pid = session_pid($waiter);
 	$producer->query_safe('BEGIN');
 	$producer->query_safe(q{INSERT INTO jobs VALUES (6, 'prepared')});
 	my $token = $producer->query_safe('SELECT barrier_enqueue()');
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid), 'waiter sleeps');
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid), 'waiter sleeps');
 	$producer->query_safe(q{PREPARE TRANSACTION 'txb_p1'});
 	$primary->wait_for_catchup($standby);
 	is($standby->safe_psql('postgres', "SELECT barrier_status('$token')"),
 		'in progress', 'prepared transaction is in progress on the standby');
-	ok(!query_done($waiter), 'waiter keeps waiting after PREPARE replayed');
+	ok(!txb_statement_done($waiter), 'waiter keeps waiting after PREPARE replayed');
 	$primary->safe_psql('postgres', q{COMMIT PREPARED 'txb_p1'});
-	my ($state) = collect($waiter, 60);
+	my ($state) = txb_collect($waiter, limit => 60);
 	is($state, 'committed', 'COMMIT PREPARED: committed on the standby');
 	is($waiter->query_safe('SELECT count(*) FROM jobs WHERE id = 6'),
 		'1', 'prepared row visible after the wait');
@@ -272,13 +206,13 @@ my $waiter_pid = session_pid($waiter);
 	is($out, 'in progress', 'future token: bounded wait times out, no error');
 	cmp_ok(time - $t0, '>=', 0.19, 'future token: the bounded wait waited');
 
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid), 'waiter on a future token sleeps');
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid), 'waiter on a future token sleeps');
 	$standby->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 	$primary->wait_for_catchup($standby);
-	ok(!query_done($waiter), 'still waiting once the token\'s start is replayed');
+	ok(!txb_statement_done($waiter), 'still waiting once the token\'s start is replayed');
 	$producer->query_safe('COMMIT');
-	my ($state) = collect($waiter, 60);
+	my ($state) = txb_collect($waiter, limit => 60);
 	is($state, 'committed', 'future token: committed once replayed');
 	is($waiter->query_safe('SELECT count(*) FROM jobs WHERE id = 7'),
 		'1', 'future token: row visible after the wait');
@@ -308,8 +242,8 @@ my $waiter_pid = session_pid($waiter);
 		"SET statement_timeout = '200ms'; SELECT barrier_wait('$token')");
 	like($err, qr/statement timeout/, 'statement_timeout ends a standby wait');
 
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid), 'waiter sleeps');
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid), 'waiter sleeps');
 	# The wait shows as its own wait event while it sleeps between checks.
 	ok(txb_wait_standby_blocked($standby, $waiter_pid),
 		'standby wait shows ' . txb_standby_wait_event($standby));
@@ -318,7 +252,7 @@ my $waiter_pid = session_pid($waiter);
 		),
 		'1', 'barrier_waiters() on the standby lists the waiter and its token');
 	$standby->safe_psql('postgres', "SELECT pg_cancel_backend($waiter_pid)");
-	my ($o, $e) = collect($waiter, 30);
+	my ($o, $e) = txb_collect($waiter, limit => 30);
 	like($e, qr/canceling statement due to user request/,
 		'pg_cancel_backend interrupts a standby wait');
 	is($waiter->query_safe('SELECT 1'), '1', 'session usable after the cancel');
@@ -341,15 +275,15 @@ my $waiter_pid = session_pid($waiter);
 		$producer->query_safe('BEGIN');
 		$producer->query_safe("INSERT INTO jobs VALUES ($id, 'latency')");
 		my $token = $producer->query_safe('SELECT barrier_enqueue()');
-		send_query($waiter,
+		txb_start_statement($waiter,
 			"SELECT w, extract(epoch FROM clock_timestamp()), "
 			  . "extract(epoch FROM pg_last_xact_replay_timestamp()) FROM "
 			  . "(SELECT barrier_wait('$token') AS w OFFSET 0) s");
-		wait_until_waiting($standby, $waiter_pid);
-		send_query($detector, "SELECT visible_at($id)");
+		txb_wait_standby_blocked($standby, $waiter_pid);
+		txb_start_statement($detector, "SELECT visible_at($id)");
 		$producer->query_safe('COMMIT');
-		my ($answer) = collect($waiter, 30);
-		my ($vis) = collect($detector, 30);
+		my ($answer) = txb_collect($waiter, limit => 30);
+		my ($vis) = txb_collect($detector, limit => 30);
 		my ($state, $t_answer, $t_commit) = split /\|/, $answer;
 		push @states, $state;
 		push @lat, ($t_answer - $vis) * 1000;
@@ -401,16 +335,16 @@ my $waiter_pid = session_pid($waiter);
 	my $token = $producer->query_safe('SELECT barrier_enqueue()');
 	$primary->wait_for_catchup($standby);
 
-	send_query($waiter, "SELECT barrier_wait('$token')");
-	ok(wait_until_waiting($standby, $waiter_pid), 'waiter sleeps before promotion');
+	txb_start_statement($waiter, "SELECT barrier_wait('$token')");
+	ok(txb_wait_standby_blocked($standby, $waiter_pid), 'waiter sleeps before promotion');
 
 	# The producer's session dies with its server.
 	$primary->stop('immediate');
 	eval { $producer->quit };
-	ok(!query_done($waiter), 'waiter still waits with the primary gone');
+	ok(!txb_statement_done($waiter), 'waiter still waits with the primary gone');
 
 	$standby->promote;
-	my ($state, $err) = collect($waiter, 60);
+	my ($state, $err) = txb_collect($waiter, limit => 60);
 	is($state, 'aborted', 'promotion: waiter on the lost transaction answers aborted');
 	is($err, '', 'no error from the waiter across promotion');
 	is($standby->safe_psql('postgres', "SELECT barrier_status('$token')"),

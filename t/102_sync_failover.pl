@@ -12,9 +12,12 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TxbTest;
 
 # Runs enough short transactions that get an xid to pass $token's xid.
 sub burn_xids
@@ -32,23 +35,16 @@ END \$\$;
 	return;
 }
 
-# Sets up a primary with extension and table, and a streaming standby.
+# Sets up a primary with extension and tables, and a streaming standby.
 sub make_pair
 {
 	my ($name) = @_;
-	my $primary = PostgreSQL::Test::Cluster->new("${name}_primary");
-	$primary->init(allows_streaming => 1);
-	$primary->start;
+	my $primary = txb_node("${name}_primary", allows_streaming => 1);
 	$primary->safe_psql('postgres',
-		    'CREATE EXTENSION tx_barrier; CREATE TABLE jobs (id int, payload text); '
-		  . 'CREATE TABLE burn (xid xid8)');
-	$primary->backup('base');
-	my $standby = PostgreSQL::Test::Cluster->new("${name}_standby");
-	$standby->init_from_backup($primary, 'base', has_streaming => 1);
+		'CREATE TABLE jobs (id int, payload text); CREATE TABLE burn (xid xid8)');
 	# The name the primary's synchronous_standby_names refers to.
-	$standby->append_conf('postgresql.conf', "cluster_name = '${name}_standby'");
-	$standby->start;
-	$primary->wait_for_catchup($standby);
+	my $standby = txb_standby($primary, "${name}_standby",
+		conf => "cluster_name = '${name}_standby'");
 	return ($primary, $standby);
 }
 
@@ -67,49 +63,38 @@ sub make_pair
 	# While the standby is down, barrier_enqueue() cannot return: it waits
 	# for the standby to flush the token's WAL, as a commit would.
 	$standby->stop;
-	my $producer = $primary->background_psql('postgres', on_error_stop => 0);
-	my $pid = $producer->query_safe('SELECT pg_backend_pid()');
+	my ($producer, $pid) = txb_session($primary);
 	$producer->query_safe('BEGIN');
 	$producer->query_safe(q{INSERT INTO jobs VALUES (1, 'never committed')});
-	$producer->{stdin} .= "SELECT barrier_enqueue();\n\\echo __done__\n";
-	$producer->{run}->pump_nb;
+	txb_start_statement($producer, 'SELECT barrier_enqueue()');
 	ok( $primary->poll_query_until('postgres',
 			"SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $pid"),
 		'barrier_enqueue waits for the synchronous standby (wait event SyncRep)');
-	$producer->{run}->pump_nb;
-	unlike($producer->{stdout}, qr/__done__/,
+	ok(!txb_statement_done($producer),
 		'no token handed out before the standby has it');
 
 	# Cancelling such a wait must not hand out the unreplicated token
 	# (PostgreSQL's own wait only warns, as it would for a commit).
-	my $cancelled = $primary->background_psql('postgres', on_error_stop => 0);
-	my $cpid = $cancelled->query_safe('SELECT pg_backend_pid()');
+	my ($cancelled, $cpid) = txb_session($primary);
 	$cancelled->query_safe('BEGIN');
-	$cancelled->{stdin} .= "SELECT barrier_enqueue();\n\\echo __done__\n";
-	$cancelled->{run}->pump_nb;
+	txb_start_statement($cancelled, 'SELECT barrier_enqueue()');
 	ok( $primary->poll_query_until('postgres',
 			"SELECT wait_event = 'SyncRep' FROM pg_stat_activity WHERE pid = $cpid"),
 		'second enqueue waits for the standby too');
 	$primary->safe_psql('postgres', "SELECT pg_cancel_backend($cpid)");
-	my $cdeadline = time + 60;
-	$cancelled->{run}->pump_nb
-	  until $cancelled->{stdout} =~ /__done__/ || time > $cdeadline;
-	like($cancelled->{stderr},
+	my ($cout, $cerr) = txb_collect($cancelled, limit => 60);
+	like($cerr,
 		qr/canceled the wait for synchronous replication of a barrier token/,
 		'cancelled enqueue raises an error');
-	unlike($cancelled->{stdout}, qr/^\d+$/m, 'and returns no token');
-	$cancelled->{stdout} = $cancelled->{stderr} = '';
+	unlike($cout // '', qr/^\d+$/m, 'and returns no token');
 	is($cancelled->query('SELECT 1'), '',
 		'its transaction is aborted (statements fail until ROLLBACK)');
 	$cancelled->quit;
 
 	$standby->start;
-	my $deadline = time + 60;
-	$producer->{run}->pump_nb
-	  until $producer->{stdout} =~ /__done__/ || time > $deadline;
-	my ($token) = $producer->{stdout} =~ /^(\d+)$/m;
+	my ($out) = txb_collect($producer, limit => 60);
+	my ($token) = ($out // '') =~ /^(\d+)$/m;
 	ok(defined $token, 'barrier_enqueue returns once the standby is back');
-	$producer->{stdout} = $producer->{stderr} = '';
 	my $flushed = $primary->safe_psql('postgres',
 		"SELECT flush_lsn >= pg_current_wal_flush_lsn() FROM pg_stat_replication WHERE application_name = 'sync_standby'"
 	);

@@ -13,11 +13,14 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use TxbTest;
 
 # tools/deps.sh installs it: a missing PgBouncer is a failure, not a skip.
 my $pgbouncer = '/usr/sbin/pgbouncer';
@@ -126,7 +129,8 @@ sub show_pools
 	return \%pools;
 }
 
-# A psql client through the pooler whose input the test feeds.
+# A psql client through the pooler whose input the test feeds line by line
+# and whose output it parses as it comes (many statements in flight).
 sub start_client
 {
 	my ($db) = @_;
@@ -258,24 +262,42 @@ is($enq, $total, 'barrier_stats: every enqueue counted');
 is($wc + $wa, $total, 'barrier_stats: every wait counted by outcome');
 is($wt, 0, 'barrier_stats: no wait timed out');
 
+# A TxbTest session through the pooler, one statement at a time.
+sub pooled_session
+{
+	my ($db) = @_;
+	my ($s) = txb_session($node, connstr => conninfo($db));
+	return $s;
+}
+
+# An open transaction through the 'app' pool; returns the session and the
+# token it published.
+sub open_producer
+{
+	my ($id) = @_;
+	my $producer = pooled_session('app');
+	txb_start_statement($producer,
+		"BEGIN; INSERT INTO jobs VALUES ($id, 0); SELECT 'T', barrier_enqueue()");
+	my ($out) = txb_collect($producer, limit => 30);
+	my ($token) = ($out // '') =~ /^T\|(\d+)$/m;
+	return ($producer, $token);
+}
+
 # ---------------------------------------------------------------------
 # A blocked wait holds its server connection: with more waiters than the
 # pool has connections, the rest queue in PgBouncer.
 {
-	my $producer = start_client('app');
-	$producer->{in} .= "BEGIN;\nINSERT INTO jobs VALUES (1, 0);\nSELECT 'T', barrier_enqueue();\n";
-	$deadline = time + 30;
-	$producer->{h}->pump_nb until $producer->{out} =~ /^T\|(\d+)$/m || time > $deadline;
-	my ($token) = $producer->{out} =~ /^T\|(\d+)$/m;
+	my ($producer, $token) = open_producer(1);
 	ok(defined $token, 'open producer transaction published a token');
 
-	my @blocked = map { start_client('worker') } 1 .. $pool_size + 2;
-	$_->{in} .= "SELECT 'W', barrier_wait('$token', '60s');\n" for @blocked;
+	my @blocked = map { pooled_session('worker') } 1 .. $pool_size + 2;
+	txb_start_statement($_, "SELECT 'W', barrier_wait('$token', '60s')")
+	  for @blocked;
 	$deadline = time + 30;
 	my $p;
 	do
 	{
-		$_->{h}->pump_nb for @blocked;
+		txb_statement_done($_) for @blocked;    # pumps their input through
 		$p = show_pools();
 	  } until ($p->{worker}{sv_active} == $pool_size
 		  && $p->{worker}{cl_waiting} == 2)
@@ -286,16 +308,12 @@ is($wt, 0, 'barrier_stats: no wait timed out');
 		$pool_size, 'barrier_waiters() shows one entry per server connection waiting');
 	is($p->{worker}{cl_waiting}, 2, 'waiters beyond the pool size queue in pgbouncer');
 
-	$producer->{in} .= "COMMIT;\n\\q\n";
-	$producer->{h}->finish;
-	$deadline = time + 60;
-	for my $w (@blocked)
-	{
-		$w->{h}->pump_nb until $w->{out} =~ /^W\|/m || time > $deadline;
-	}
-	is(scalar(grep { $_->{out} =~ /^W\|committed$/m } @blocked),
+	$producer->query_safe('COMMIT');
+	$producer->quit;
+	my @answers = map { (txb_collect($_, limit => 60))[0] // '' } @blocked;
+	is(scalar(grep { /^W\|committed$/m } @answers),
 		$pool_size + 2, 'queued waiters get their turn and answer committed');
-	$_->{in} .= "\\q\n", $_->{h}->finish for @blocked;
+	$_->quit for @blocked;
 }
 
 # ---------------------------------------------------------------------
@@ -308,11 +326,7 @@ is($wt, 0, 'barrier_stats: no wait timed out');
 	like($err, qr/unsupported startup parameter: options/,
 		'pgbouncer names the unsupported "options" parameter');
 
-	my $producer = start_client('app');
-	$producer->{in} .= "BEGIN;\nINSERT INTO jobs VALUES (2, 0);\nSELECT 'T', barrier_enqueue();\n";
-	$deadline = time + 30;
-	$producer->{h}->pump_nb until $producer->{out} =~ /^T\|(\d+)$/m || time > $deadline;
-	my ($token) = $producer->{out} =~ /^T\|(\d+)$/m;
+	my ($producer, $token) = open_producer(2);
 
 	my $t0 = time;
 	($ok, $out, $err) = bouncer_psql('worker',
@@ -329,22 +343,20 @@ is($wt, 0, 'barrier_stats: no wait timed out');
 	# A client that disappears in the middle of a wait: PgBouncer closes
 	# the server connection, and client_connection_check_interval lets the
 	# backend notice although it is asleep on a lock.
-	my $gone = start_client('worker');
-	$gone->{in} .= "SELECT barrier_wait('$token');\n";
-	$deadline = time + 30;
-	$gone->{h}->pump_nb while length($gone->{in}) && time < $deadline;
+	my $gone = pooled_session('worker');
+	txb_start_statement($gone, "SELECT barrier_wait('$token')");
 	ok( $node->poll_query_until('postgres',
 			"SELECT count(*) = 1 FROM pg_stat_activity WHERE query ~ '^SELECT barrier_wait' AND wait_event = 'transactionid'"
 		),
 		'abandoned waiter is waiting');
-	$gone->{h}->kill_kill;
+	$gone->{run}->kill_kill;
 	ok( $node->poll_query_until('postgres',
 			"SELECT count(*) = 0 FROM pg_stat_activity WHERE query ~ '^SELECT barrier_wait' AND state = 'active'"
 		),
 		'its backend stops waiting although the producer is still open');
 
-	$producer->{in} .= "ROLLBACK;\n\\q\n";
-	$producer->{h}->finish;
+	$producer->query_safe('ROLLBACK');
+	$producer->quit;
 }
 
 $_->{in} .= "\\q\n", $_->{h}->finish for @waiters;

@@ -24,6 +24,7 @@ our @EXPORT = qw(
   txb_node
   txb_session
   txb_start_statement
+  txb_statement_done
   txb_collect
   txb_collect_exit
   txb_wait_blocked
@@ -51,43 +52,85 @@ sub txb_node
 
 # A background psql session that does not stop at the first error and
 # prints SQLSTATEs (VERBOSITY verbose).  Returns ($session, $backend_pid).
+# With connstr => CONNINFO it connects there instead of to $node (e.g.
+# through a connection pooler, where the pid is that of the server
+# connection that happened to run the query).
 sub txb_session
 {
-	my ($node) = @_;
+	my ($node, %opts) = @_;
+	my @extra = ('-v', 'VERBOSITY=verbose');
+	# psql takes the last -d given, so this overrides the node's own.
+	push @extra, '-d', $opts{connstr} if defined $opts{connstr};
 	my $s = $node->background_psql(
 		'postgres',
 		on_error_stop => 0,
-		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+		extra_params => \@extra);
 	my $pid = $s->query_safe('SELECT pg_backend_pid()');
 	return ($s, $pid);
 }
 
 # Sends $sql to the session without waiting for it to complete.  A marker
-# line is echoed after it, so txb_collect can tell when it has finished.
+# line is echoed after it on stdout and on stderr, so that txb_collect can
+# tell when it has finished and has all of its output, errors included.
 sub txb_start_statement
 {
 	my ($s, $sql) = @_;
 	$s->{txb_mark} = ($s->{txb_mark} // 0) + 1;
+	my $mark = "txb-done-$s->{txb_mark}";
 	$s->{stdout} = '';
 	$s->{stderr} = '';
-	$s->{stdin} .= "$sql\n;\n\\echo txb-done-$s->{txb_mark}\n";
+	$s->{stdin} .= "$sql\n;\n\\echo $mark\n\\warn $mark\n";
 	$s->{run}->pump_nb;
 	return;
 }
 
-# Waits until the statement sent by txb_start_statement has finished and
-# returns (stdout, stderr) without the marker.  Returns undef stdout if
-# psql exited first (connection lost).
-sub txb_collect
+# How many of the two end markers of the last txb_start_statement have
+# arrived (0, 1 or 2).
+sub txb_marks_seen
 {
 	my ($s) = @_;
+	my $mark = qr/^\Qtxb-done-$s->{txb_mark}\E\r?\n/m;
+	return ($s->{stdout} =~ $mark ? 1 : 0) + ($s->{stderr} =~ $mark ? 1 : 0);
+}
+
+# Without blocking: has the statement sent by txb_start_statement ended?
+# True as soon as either marker is back, so that "still running" is the
+# strict claim: ok(!txb_statement_done($s), ...).
+sub txb_statement_done
+{
+	my ($s) = @_;
+	eval { $s->{run}->pump_nb; };
+	return txb_marks_seen($s) > 0 ? 1 : 0;
+}
+
+# Waits until the statement sent by txb_start_statement has finished and
+# returns (stdout, stderr) without the markers (and without the newline
+# before them).  Waits at most "limit => SECONDS" (default: the test
+# suite's timeout); returns undef stdout if the statement did not finish
+# by then or psql exited first (connection lost).
+sub txb_collect
+{
+	my ($s, %opts) = @_;
 	my $mark = "txb-done-$s->{txb_mark}";
-	my $ok = pump_until($s->{run}, $s->{timeout}, \$s->{stdout},
-		qr/^\Q$mark\E\r?\n/m);
+	my $deadline = Time::HiRes::time()
+	  + ($opts{limit} // $PostgreSQL::Test::Utils::timeout_default);
+	my $ok = 1;
+	until (txb_marks_seen($s) == 2)
+	{
+		if (Time::HiRes::time() > $deadline || !eval { $s->{run}->pumpable })
+		{
+			$ok = 0;
+			last;
+		}
+		eval { $s->{run}->pump_nb; };
+		# Pumped output is read at once; this only paces the polling.
+		Time::HiRes::sleep(0.001) unless txb_marks_seen($s) == 2;
+	}
 	my $out = $s->{stdout};
 	my $err = $s->{stderr};
 	$s->{stdout} = '';
 	$s->{stderr} = '';
+	$err =~ s/\r?\n?^\Q$mark\E\r?\n//m;
 	return (undef, $err) unless $ok;
 	$out =~ s/\r?\n?^\Q$mark\E\r?\n//m;
 	return ($out, $err);

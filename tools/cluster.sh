@@ -187,6 +187,22 @@ txb_wait_for() {
 	return 1
 }
 
+# txb_lock_waiting APPNAME [TOKEN] [PSQL_ARGS...]: prints t if a session
+# whose application_name is APPNAME waits on an ungranted transactionid
+# lock (of TOKEN's xid, if TOKEN is not empty), else f.  For clients whose
+# statement text is not known (txb, programs linked with the C library).
+txb_lock_waiting() {
+	local app=$1 token=${2:-} xid_cond=
+	shift 2 2>/dev/null || shift $#
+	if [ -n "$token" ]; then
+		xid_cond="AND l.transactionid::text = (($token)::numeric % 4294967296)::text"
+	fi
+	"$PG_BINDIR/psql" -X -At "$@" -c "SELECT count(*) > 0 FROM pg_locks l
+		JOIN pg_stat_activity a USING (pid)
+		WHERE a.application_name = '$app' AND l.locktype = 'transactionid'
+		  AND NOT l.granted $xid_cond"
+}
+
 # txb_wait_blocked [PSQL_ARGS...]: waits until a session of the server that
 # psql reaches with PSQL_ARGS is blocked in barrier_wait: on a primary, an
 # ungranted transactionid lock; on a standby, the standby wait's event.

@@ -12,20 +12,13 @@ TXB_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 "$TXB_ROOT/tools/deps.sh"
 "$TXB_ROOT/tools/install.sh"
 
-work=$(mktemp -d /tmp/txb-demo.XXXXXX)
-chmod 755 "$work"
+txb_scratch work demo
 mkdir -p "$work/pg"
-cleanup() {
-	[ -n "${PRODUCER_PID:-}" ] && kill "$PRODUCER_PID" 2>/dev/null || true
-	txb_cluster_stop "$work/pg"
-	rm -rf "$work"
-}
-trap cleanup EXIT
 
 port=$(txb_free_port)
 txb_cluster_start "$work/pg" "$port"
 export PGHOST="$work/pg" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
-echo "== throwaway PostgreSQL 15 cluster on port $port ($work)"
+echo "== throwaway PostgreSQL $TXB_PG_MAJOR cluster on port $port ($work)"
 
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION tx_barrier;
@@ -35,6 +28,7 @@ echo "== CREATE EXTENSION tx_barrier: done"
 
 # A psql session we can feed statement by statement: the producer.
 coproc PRODUCER { psql -X -q -A -t -v ON_ERROR_STOP=1 2>&1; }
+txb_on_exit '[ -n "${PRODUCER_PID:-}" ] && kill "$PRODUCER_PID" 2>/dev/null'
 producer() {
 	echo "$1" >&"${PRODUCER[1]}"
 }
@@ -42,20 +36,6 @@ producer_read() {
 	local line
 	IFS= read -r -t 30 line <&"${PRODUCER[0]}"
 	echo "$line"
-}
-
-# Waits until the worker's barrier_wait sleeps on the producer's xid lock.
-await_worker_blocked() {
-	for _ in $(seq 1 300); do
-		if [ "$(psql -X -A -t -c "SELECT count(*) FROM pg_stat_activity
-				WHERE application_name = 'demo-worker'
-				  AND wait_event_type = 'Lock' AND wait_event = 'transactionid'")" = 1 ]; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "worker never started waiting" >&2
-	return 1
 }
 
 run_case() {
@@ -74,8 +54,9 @@ run_case() {
 		-c "SELECT 'worker sees ' || count(*) || ' row(s) for order $id' FROM orders WHERE id = $id" \
 		>"$work/worker.out" 2>&1 &
 	local worker=$!
-	await_worker_blocked
-	echo "   worker is blocked (pg_stat_activity: wait_event Lock/transactionid), not polling"
+	# Until the worker's barrier_wait sleeps on the producer's xid lock.
+	txb_wait_for "txb_lock_waiting demo-worker '$token'" t
+	echo "   worker is blocked (pg_locks: waiting for the producer's transaction id), not polling"
 
 	echo "== producer: $ending"
 	producer "$ending"

@@ -10,16 +10,18 @@
 #
 # Producers are psql sessions fed through FIFOs; a waiter is known to be
 # blocked when pg_locks shows it waiting for the producer's transaction id.
+# Scratch directory, cleanup and that wait come from tools/cluster.sh.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../tools/cluster.sh"
 TXB=${TXB_BIN:-$here/../txb}
 DB=${TXB_TEST_DB:-${PGDATABASE:-postgres}}
 NOEXT=${TXB_TEST_NOEXT_DB:-}
 APP=txb-cli-test-$$
 export PGAPPNAME=$APP
 
-work=$(mktemp -d /tmp/txb-cli.XXXXXX)
+txb_scratch work cli
 n=0
 failed=0
 
@@ -103,30 +105,9 @@ producer_stop() {
 open_token() { producer_query "$1" 'BEGIN; SELECT barrier_enqueue();'; }
 
 # await_blocked TOKEN: until a txb of this test waits on TOKEN's lock.
-await_blocked() {
-	local xid=$(($1 % 4294967296)) c deadline=$((SECONDS + 30))
-	while [ $SECONDS -lt $deadline ]; do
-		c=$(sql -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a
-			USING (pid) WHERE a.application_name = '$APP'
-			AND l.locktype = 'transactionid' AND NOT l.granted
-			AND l.transactionid::text = '$xid'")
-		[ "$c" -gt 0 ] && return 0
-		sleep 0.02
-	done
-	return 1
-}
+await_blocked() { txb_wait_for "txb_lock_waiting '$APP' '$1' -d '$DB'" t; }
 # await_no_waiter: until no txb of this test waits on any transaction lock.
-await_no_waiter() {
-	local c deadline=$((SECONDS + 30))
-	while [ $SECONDS -lt $deadline ]; do
-		c=$(sql -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a
-			USING (pid) WHERE a.application_name = '$APP'
-			AND l.locktype = 'transactionid' AND NOT l.granted")
-		[ "$c" -eq 0 ] && return 0
-		sleep 0.02
-	done
-	return 1
-}
+await_no_waiter() { txb_wait_for "txb_lock_waiting '$APP' '' -d '$DB'" f; }
 
 # exit_within SECONDS PID: waits for the background PID to exit and returns
 # its status; kills it and returns 255 if it is still there after SECONDS.
@@ -144,13 +125,12 @@ exit_within() {
 	wait "$2"
 }
 
-cleanup() {
+stop_producers() {
 	for name in "${!ppid[@]}"; do
 		kill "${ppid[$name]}" 2>/dev/null
 	done
-	rm -rf "$work"
 }
-trap cleanup EXIT
+txb_on_exit stop_producers
 
 # ---------------------------------------------------------------- usage
 t --help

@@ -108,7 +108,7 @@ else
 	fail "installed: pkg-config module, txb on PATH, man page"
 fi
 
-app_dir=$(mktemp -d /tmp/txb-app.XXXXXX)
+txb_scratch app_dir app
 cp "$src/examples/wait_for_token.c" "$app_dir/app.c"
 # shellcheck disable=SC2046
 if (cd "$app_dir" && cc app.c $(pkg-config --cflags --libs tx_barrier) \
@@ -124,20 +124,10 @@ if (cd "$app_dir" && cc app.c $(pkg-config --cflags --libs tx_barrier) \
 		>"$logs/e2e.out" 2>&1 &
 	app=$!
 	blocked=no
-	deadline=$((SECONDS + 60))
-	while [ $SECONDS -lt $deadline ] && [ -n "${token:-}" ]; do
-		n=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM pg_locks l
-			JOIN pg_stat_activity a USING (pid)
-			WHERE a.application_name = 'txb-e2e-app'
-			AND l.locktype = 'transactionid' AND NOT l.granted
-			AND l.transactionid::text = ($token % 4294967296)::text")
-		if [ "${n:-0}" -gt 0 ]; then
-			blocked=yes
-			break
-		fi
-		kill -0 "$app" 2>/dev/null || break
-		sleep 0.02
-	done
+	if [ -n "${token:-}" ] &&
+		txb_wait_for "txb_lock_waiting txb-e2e-app '$token' -d '$DB'" t 3000; then
+		blocked=yes
+	fi
 	echo 'COMMIT;' >&"${PRODUCER[1]}"
 	wait "$app"
 	rc=$?
@@ -156,7 +146,6 @@ else
 		"$logs/e2e-build.log"
 	fail "the program blocked on the producer's token and saw it commit"
 fi
-rm -rf "$app_dir"
 
 psql -X -q -c "DROP DATABASE IF EXISTS $DB" -c "DROP DATABASE IF EXISTS $NOEXT" \
 	>/dev/null 2>&1
