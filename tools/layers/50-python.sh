@@ -11,6 +11,7 @@ dir="$TXB_WORK/python"
 mkdir -p "$dir/redis"
 log="$dir/unittest.log"
 export TXB_PY_DB=txb_python TXB_PY_DB_OTHER=txb_python_other
+export TXB_PY_DB_NOEXT=txb_python_noext   # a database without the extension
 export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-30}
 
 redis_pid=
@@ -61,6 +62,10 @@ for db in "$TXB_PY_DB" "$TXB_PY_DB_OTHER"; do
 		psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION tx_barrier" ||
 		fail_setup "cannot create database $db"
 done
+psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_NOEXT" \
+	-c "CREATE DATABASE $TXB_PY_DB_NOEXT" ||
+	fail_setup "cannot create database $TXB_PY_DB_NOEXT"
 (cd "$src/tests" && $PY -c '
 import support
 from django.core.management import call_command
@@ -74,6 +79,10 @@ redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
 	--dir "$dir/redis" --logfile "$dir/redis/redis.log" --daemonize no &
 redis_pid=$!
 export TXB_REDIS_URL="redis://127.0.0.1:$rport"
+# A port nothing listens on: the broker-down test publishes to it.
+TXB_PY_DEAD_PORT=$(txb_free_port) || fail_setup "no free port"
+export TXB_PY_DEAD_PORT
+export TXB_PY_WORKER_LOG="$dir/worker.log"
 for _ in $(seq 1 100); do
 	[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
 	kill -0 "$redis_pid" 2>/dev/null || break
@@ -90,7 +99,7 @@ worker_pid=$!
 
 # 5. The tests (they wait for the worker to answer a ping first).
 (cd "$src/tests" && timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-300}" \
-	$PY -X faulthandler -W ignore::DeprecationWarning -m unittest -v test_core test_celery) \
+	$PY -X faulthandler -W ignore::DeprecationWarning -m unittest -v test_core test_celery test_publish test_drivers) \
 	>"$log" 2>&1
 rc=$?
 cat "$log"
