@@ -16,7 +16,9 @@ PACKAGES=(
 	pgbouncer
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
-	python3-redis python3-pip python3-setuptools
+	python3-redis python3-pip python3-setuptools python3-psycopg
+	# the same tests on Debian 13's Celery/Django/psycopg, in a chroot
+	mmdebstrap
 )
 
 missing=()
