@@ -6,7 +6,7 @@ import os
 import unittest
 
 import support
-from support import poll, runs, wait_until_blocked
+from support import poll, runs
 import psycopg
 import psycopg2
 from celery.states import READY_STATES

@@ -19,7 +19,7 @@ import tx_barrier
 import tx_barrier.celery as txc
 from shop.models import Item
 from shop import tasks
-from tx_barrier.celery import (TOKEN_HEADER, TransactionAborted,
+from tx_barrier.celery import (TransactionAborted,
                                TransactionBarrierTask)
 
 app = support.app

@@ -135,7 +135,7 @@ def connect(dsn, driver=None):
     """An autocommit connection to dsn with psycopg2 or psycopg (3)."""
     if driver is None:
         try:
-            import psycopg2  # noqa: F401
+            import psycopg2.extensions  # noqa: F401
             driver = "psycopg2"
         except ImportError:
             driver = "psycopg"
