@@ -18,10 +18,13 @@ PACKAGES=(
 	pgbouncer
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
-	python3-redis python3-pip python3-setuptools
+	python3-redis python3-pip python3-setuptools python3-psycopg
 	# Debian packages (tools/layers/80-package.sh) and the PGXN zip
 	debhelper dpkg-dev fakeroot postgresql-server-dev-all dh-python python3-all
-	pybuild-plugin-pyproject lintian mmdebstrap zip unzip
+	pybuild-plugin-pyproject lintian zip unzip
+	# throwaway Debian roots: the packages' clean install, and the python
+	# tests on Debian 13's Celery/Django/psycopg
+	mmdebstrap
 )
 # Node.js client tests: Debian's nodejs and npm, unless a node and npm are
 # already installed (Debian's npm conflicts with NodeSource's nodejs).

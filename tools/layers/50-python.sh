@@ -9,13 +9,15 @@ PY=/usr/bin/python3     # Debian's python3, which has celery/django/psycopg2
 src="$TXB_SRC/client/python"
 dir="$TXB_WORK/python"
 mkdir -p "$dir/redis"
-log="$dir/unittest.log"
 export TXB_PY_DB=txb_python TXB_PY_DB_OTHER=txb_python_other
+export TXB_PY_DB_NOEXT=txb_python_noext   # a database without the extension
 export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-30}
 
 redis_pid=
 worker_pid=
-stop_all() {
+mounted=
+inner=
+stop_worker() {
 	if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
 		# Warm shutdown of the worker and its pool (its own process group).
 		kill -TERM -- "-$worker_pid" 2>/dev/null
@@ -26,10 +28,19 @@ stop_all() {
 		kill -KILL -- "-$worker_pid" 2>/dev/null
 		wait "$worker_pid" 2>/dev/null
 	fi
+	worker_pid=
+}
+stop_all() {
+	stop_worker
 	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
 		kill -TERM "$redis_pid" 2>/dev/null
 		wait "$redis_pid" 2>/dev/null
 	fi
+	for m in $mounted; do
+		umount "$m" || umount -l "$m"
+	done
+	mounted=
+	[ -z "$inner" ] || rm -rf "${root:?}$inner"
 }
 trap stop_all EXIT
 
@@ -61,6 +72,10 @@ for db in "$TXB_PY_DB" "$TXB_PY_DB_OTHER"; do
 		txb_install_barrier "$db" ||
 		fail_setup "cannot create database $db"
 done
+psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_NOEXT" \
+	-c "CREATE DATABASE $TXB_PY_DB_NOEXT" ||
+	fail_setup "cannot create database $TXB_PY_DB_NOEXT"
 (cd "$src/tests" && $PY -c '
 import support
 from django.core.management import call_command
@@ -74,6 +89,10 @@ redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
 	--dir "$dir/redis" --logfile "$dir/redis/redis.log" --daemonize no &
 redis_pid=$!
 export TXB_REDIS_URL="redis://127.0.0.1:$rport"
+# A port nothing listens on: the broker-down test publishes to it.
+TXB_PY_DEAD_PORT=$(txb_free_port) || fail_setup "no free port"
+export TXB_PY_DEAD_PORT
+export TXB_PY_WORKER_LOG="$dir/worker.log"
 for _ in $(seq 1 100); do
 	[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
 	kill -0 "$redis_pid" 2>/dev/null || break
@@ -82,41 +101,90 @@ done
 [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] ||
 	fail_setup "redis did not start: $(cat "$dir/redis/redis.log")"
 
-# 4. A Celery worker: four prefork processes, in a process group of its own.
-(cd "$src/tests" && exec setsid $PY -m celery -A testproj.celeryapp worker \
-	--loglevel=INFO --concurrency=4 --hostname="txb-python@%h" \
-	--without-gossip --without-mingle >"$dir/worker.log" 2>&1) &
-worker_pid=$!
-
-# 5. The tests (they wait for the worker to answer a ping first).
-(cd "$src/tests" && timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-300}" \
-	$PY -X faulthandler -W ignore::DeprecationWarning -m unittest -v test_core test_celery) \
-	>"$log" 2>&1
-rc=$?
-cat "$log"
-
-ran=$(sed -n 's/^Ran \([0-9]*\) tests\? in.*/\1/p' "$log" | tail -1)
-if [ -n "$ran" ]; then
-	bad=0
-	if ! grep -qE '^OK( |$)' "$log"; then
-		f=$(sed -n 's/^FAILED (.*failures=\([0-9]*\).*/\1/p' "$log" | tail -1)
-		e=$(sed -n 's/^FAILED (.*errors=\([0-9]*\).*/\1/p' "$log" | tail -1)
-		bad=$(( ${f:-0} + ${e:-0} ))
-		[ "$bad" -gt 0 ] || bad=1
+# 4. One run of the suite: a Celery worker (four prefork processes, in a
+# process group of its own) and the unittest modules.  CMD runs python in
+# the tests' directory, with TXB_PY_WORKER_LOG naming WLOG as it sees it.
+TESTS="test_core test_celery test_publish test_drivers"
+run_suite() {	# LABEL WLOG CMD...
+	local label=$1 wlog=$2 ulog="$dir/unittest-$1.log"
+	shift 2
+	: >"$wlog"
+	setsid "$@" -m celery -A testproj.celeryapp worker --loglevel=INFO \
+		--concurrency=4 --hostname="txb-python@%h" --without-gossip \
+		--without-mingle >"$wlog" 2>&1 &
+	worker_pid=$!
+	# The tests wait for the worker to answer a ping first.
+	timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-300}" "$@" -X faulthandler \
+		-W ignore::DeprecationWarning -m unittest -v $TESTS >"$ulog" 2>&1
+	rc=$?
+	cat "$ulog"
+	ran=$(sed -n 's/^Ran \([0-9]*\) tests\? in.*/\1/p' "$ulog" | tail -1)
+	if [ -n "$ran" ]; then
+		bad=0
+		if ! grep -qE '^OK( |$)' "$ulog"; then
+			f=$(sed -n 's/^FAILED (.*failures=\([0-9]*\).*/\1/p' "$ulog" | tail -1)
+			e=$(sed -n 's/^FAILED (.*errors=\([0-9]*\).*/\1/p' "$ulog" | tail -1)
+			bad=$(( ${f:-0} + ${e:-0} ))
+			[ "$bad" -gt 0 ] || bad=1
+		fi
+		ok=$(( ran - bad ))
+	else
+		# The run did not finish (timeout): count the verdicts it printed,
+		# and the test it was in as failed.
+		ok=$(grep -cE ' \.\.\. ok$' "$ulog")
+		bad=$(( $(grep -cE ' \.\.\. (FAIL|ERROR)$' "$ulog") + 1 ))
 	fi
-	ok=$(( ran - bad ))
-else
-	# The run did not finish (timeout): count the verdicts it printed, and
-	# the test it was in as failed.
-	ok=$(grep -cE ' \.\.\. ok$' "$log")
-	bad=$(( $(grep -cE ' \.\.\. (FAIL|ERROR)$' "$log") + 1 ))
+	[ "$ok" -ge 0 ] || ok=0
+	[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+	if [ "$bad" -ne 0 ]; then
+		echo "--- worker log (tail)"
+		tail -n 80 "$wlog"
+	fi
+	stop_worker
+}
+
+# 5. On the host's Debian 12 Celery, Django, psycopg2 and psycopg 3.
+run_suite python "$dir/worker.log" sh -c 'cd "$0" && exec "$@"' \
+	"$src/tests" env TXB_PY_WORKER_LOG="$dir/worker.log" "$PY"
+txb_result python $(( passed + ok )) $(( failed + bad ))
+host_bad=$bad
+
+# 6. The same on Debian 13's Celery, Django and psycopg: a trixie root made
+# with mmdebstrap (cached), entered with chroot; it shares the network
+# namespace, so it reaches this PostgreSQL and Redis on 127.0.0.1.
+trixie_bad=0
+root=${TXB_TRIXIE_ROOT:-/var/cache/tx_barrier/trixie-python}
+if [ ! -x "$root/usr/bin/python3" ]; then
+	mkdir -p "$(dirname "$root")"
+	rm -rf "$root.new"
+	mmdebstrap --quiet --variant=minbase --include=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis \
+		trixie "$root.new" >"$dir/mmdebstrap.log" 2>&1 &&
+		mv "$root.new" "$root" || {
+		cat "$dir/mmdebstrap.log"
+		rm -rf "$root.new"
+		txb_result python-trixie 0 1
+		exit 1
+	}
 fi
-[ "$ok" -ge 0 ] || ok=0
-if [ "$bad" -ne 0 ]; then
-	echo "--- worker log (tail)"
-	tail -n 80 "$dir/worker.log"
-fi
+inner=/tmp/txb-python.$$
+rm -rf "${root:?}$inner"
+mkdir -p "$root$inner/site"
+cp -r "$dir/site/tx_barrier" "$root$inner/site/"
+cp -r "$src/tests" "$root$inner/tests"
+for m in proc dev dev/shm; do
+	if mount --bind "/$m" "$root/$m"; then
+		mounted="$root/$m $mounted"
+	else
+		fail_setup "cannot mount /$m in $root"
+	fi
+done
+case "$PGHOST" in /*|'') chost=127.0.0.1 ;; *) chost=$PGHOST ;; esac
+run_suite python-trixie "$root$inner/worker.log" chroot "$root" \
+	sh -c 'cd "$0" && exec "$@"' "$inner/tests" env \
+	PYTHONPATH="$inner/site:$inner/tests" PGHOST="$chost" \
+	TXB_PY_WORKER_LOG="$inner/worker.log" python3
+trixie_bad=$bad
+txb_result python-trixie "$ok" "$bad"
 stop_all
 trap - EXIT
-txb_result python $(( passed + ok )) $(( failed + bad ))
-[ "$bad" -eq 0 ] && [ "$rc" -eq 0 ]
+[ "$host_bad" -eq 0 ] && [ "$trixie_bad" -eq 0 ]

@@ -7,7 +7,8 @@ transaction has ended (:func:`wait`) and learns whether it committed or
 aborted.  The work is done by the ``tx_barrier`` extension
 (``CREATE EXTENSION tx_barrier``); this module only calls its SQL functions
 on any DB-API connection whose driver uses the ``%s`` parameter style
-(psycopg2, or a Django connection's cursor).
+(psycopg2, psycopg 3, or a Django connection's cursor); asyncio code uses
+:mod:`tx_barrier.aio` on a ``psycopg.AsyncConnection``.
 
 The Celery integration lives in :mod:`tx_barrier.celery`.
 """
@@ -15,6 +16,7 @@ The Celery integration lives in :mod:`tx_barrier.celery`.
 __all__ = [
     "IN_PROGRESS", "COMMITTED", "ABORTED", "STATES",
     "BarrierError", "BarrierTokenError", "BarrierConfigurationError",
+    "BarrierExtensionMissing",
     "enqueue", "status", "wait", "wait_all", "in_transaction",
     "normalize_token",
 ]
@@ -30,6 +32,16 @@ STATES = (IN_PROGRESS, COMMITTED, ABORTED)
 # SQLSTATEs the extension raises for a token it cannot answer for.
 _SQLSTATE_INVALID = "22023"   # a token in the future, a negative timeout
 _SQLSTATE_TOO_OLD = "55000"   # older than the commit log still knows
+_SQLSTATE_UNDEFINED_FUNCTION = "42883"   # the extension is not installed
+
+# The SQL of each helper, shared with tx_barrier.aio.  Explicit casts keep
+# both drivers' parameter typing (psycopg2 literals, psycopg 3 binds) exact.
+SQL_ENQUEUE = "SELECT barrier_enqueue()::text"
+SQL_STATUS = "SELECT barrier_status(%s::xid8)::text"
+SQL_WAIT = ("SELECT barrier_wait(%s::xid8, %s::float8 * interval '1 second')"
+            "::text")
+SQL_WAIT_ALL = ("SELECT token::text, state::text FROM barrier_wait_all("
+                "%s::text[]::xid8[], %s::float8 * interval '1 second')")
 
 
 class BarrierError(Exception):
@@ -58,6 +70,23 @@ class BarrierConfigurationError(BarrierError):
     """There is no database connection to take or check a token on."""
 
 
+class BarrierExtensionMissing(BarrierConfigurationError):
+    """The database has no ``tx_barrier`` extension: run
+    ``CREATE EXTENSION tx_barrier`` in it.  ``database`` names it and
+    ``sqlstate`` is the server's error code (42883)."""
+
+    def __init__(self, database, sqlstate=_SQLSTATE_UNDEFINED_FUNCTION):
+        # args are the constructor's, so that Celery's result backend can
+        # rebuild the exception.
+        super().__init__(database, sqlstate)
+        self.database = database
+        self.sqlstate = sqlstate
+
+    def __str__(self):
+        return ("the tx_barrier extension is not installed in database %r: "
+                "run CREATE EXTENSION tx_barrier in it" % (self.database,))
+
+
 def normalize_token(token):
     """Returns a token as the decimal string used on the wire.
 
@@ -76,7 +105,8 @@ def normalize_token(token):
 
 def _sqlstate(exc):
     for e in (exc, getattr(exc, "__cause__", None)):
-        code = getattr(e, "pgcode", None)
+        # psycopg2 names it pgcode, psycopg 3 sqlstate.
+        code = getattr(e, "pgcode", None) or getattr(e, "sqlstate", None)
         if code:
             return code
     return None
@@ -91,15 +121,39 @@ def _message(exc):
     return str(exc).strip()
 
 
+def _database_of(cursor):
+    """The database name a cursor talks to, for error messages."""
+    conn = getattr(cursor, "connection", None)
+    info = getattr(conn, "info", None)
+    name = getattr(info, "dbname", None)
+    if name is None and conn is not None:
+        try:
+            name = conn.get_dsn_parameters().get("dbname")
+        except Exception:
+            pass
+    return name
+
+
+def map_error(exc, cursor):
+    """Returns the typed error for a driver error of a barrier function, or
+    None if it is not one this package knows."""
+    code = _sqlstate(exc)
+    if code in (_SQLSTATE_INVALID, _SQLSTATE_TOO_OLD):
+        return BarrierTokenError(_message(exc), code)
+    if code == _SQLSTATE_UNDEFINED_FUNCTION and "barrier_" in _message(exc):
+        return BarrierExtensionMissing(_database_of(cursor), code)
+    return None
+
+
 def _execute(connection, sql, params):
     cur = connection.cursor()
     try:
         try:
             cur.execute(sql, params)
         except Exception as exc:
-            code = _sqlstate(exc)
-            if code in (_SQLSTATE_INVALID, _SQLSTATE_TOO_OLD):
-                raise BarrierTokenError(_message(exc), code) from exc
+            mapped = map_error(exc, cur)
+            if mapped is not None:
+                raise mapped from exc
             raise
         return cur.fetchall()
     finally:
@@ -132,14 +186,13 @@ def enqueue(connection):
     transaction commits.  Call it *before* publishing the job, and publish
     before COMMIT.
     """
-    rows = _execute(connection, "SELECT barrier_enqueue()::text", ())
+    rows = _execute(connection, SQL_ENQUEUE, ())
     return normalize_token(rows[0][0])
 
 
 def status(connection, token):
     """Returns the state of the token's transaction, without waiting."""
-    rows = _execute(connection, "SELECT barrier_status(%s::xid8)::text",
-                    (normalize_token(token),))
+    rows = _execute(connection, SQL_STATUS, (normalize_token(token),))
     return rows[0][0]
 
 
@@ -155,8 +208,7 @@ def wait(connection, token, timeout=None):
     if timeout is not None and timeout < 0:
         raise ValueError("timeout must not be negative")
     rows = _execute(
-        connection,
-        "SELECT barrier_wait(%s::xid8, %s * interval '1 second')::text",
+        connection, SQL_WAIT,
         (normalize_token(token), None if timeout is None else float(timeout)))
     return rows[0][0]
 
@@ -170,8 +222,6 @@ def wait_all(connection, tokens, timeout=None):
         raise ValueError("timeout must not be negative")
     toks = [normalize_token(t) for t in tokens]
     rows = _execute(
-        connection,
-        "SELECT token::text, state::text FROM "
-        "barrier_wait_all(%s::xid8[], %s * interval '1 second')",
+        connection, SQL_WAIT_ALL,
         (toks, None if timeout is None else float(timeout)))
     return {tok: state for tok, state in rows}

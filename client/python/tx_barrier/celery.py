@@ -26,23 +26,33 @@ the transaction is still open after ``barrier_timeout`` seconds the task is
 retried through Celery's retry machinery, so no worker slot is held for
 longer than that.
 
-Plain ``apply_async``/``delay`` on such a task work unchanged: no token, no
-waiting.  Celery itself publishes tasks that way for retries, ``link``
-callbacks, chains, chords and beat, so refusing them would break all of
-those.
+Plain ``apply_async``/``delay`` (also through ``.s().delay()``, ``chain``,
+``group``, ``chord``) of such a task inside an open Django ``atomic()`` block
+get the barrier automatically (setting ``tx_barrier_auto``, default on).
+Celery's own publishes -- retries, ``link`` callbacks and chain links sent by
+the worker after the body, chord bodies, beat -- happen outside any
+transaction (or carry the token already) and are left unchanged.
+
+Signatures and canvases get the barrier explicitly, also with a DB-API
+connection, through the module-level :func:`apply_async_with_barrier`.
 """
+
+import contextvars
+import logging
 
 from celery import Task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.log import get_task_logger
 
 from . import (ABORTED, COMMITTED, IN_PROGRESS, BarrierConfigurationError,
-               BarrierError, normalize_token)
+               BarrierError, BarrierExtensionMissing, normalize_token)
 from . import db as _db
 
 __all__ = [
     "TransactionBarrierTask", "TransactionAborted", "BarrierTimeout",
-    "TOKEN_HEADER", "USING_HEADER", "WAITS_HEADER",
+    "BarrierExtensionMissing", "apply_async_with_barrier",
+    "TOKEN_HEADER", "USING_HEADER", "WAITS_HEADER", "HEADERS_HEADER",
+    "PUBLISH_RETRY_POLICY",
 ]
 
 logger = get_task_logger(__name__)
@@ -54,6 +64,21 @@ USING_HEADER = "tx_barrier_using"
 #: Message header counting how many times the barrier timed out and the task
 #: was sent again.
 WAITS_HEADER = "tx_barrier_waits"
+#: Message header listing the names of the caller's own headers, so that a
+#: barrier retry sends them again (Celery 5.2 keeps no copy of them).
+HEADERS_HEADER = "tx_barrier_headers"
+
+#: How long a barrier publish may retry an unreachable broker while the
+#: producer's transaction holds its locks: 3 attempts, 0.1 s apart (about
+#: half a second plus the broker's connect timeouts).  A ``retry_policy``
+#: (or ``retry=False``) given by the caller wins; the Celery setting
+#: ``tx_barrier_publish_retry_policy`` replaces the default.
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0,
+                        "interval_step": 0.1, "interval_max": 0.1}
+
+# The token (and alias) a module-level apply_async_with_barrier() took, for
+# the barrier tasks its canvas publishes synchronously: the first tasks.
+_explicit = contextvars.ContextVar("tx_barrier_explicit", default=None)
 
 
 class TransactionAborted(Exception):
@@ -64,6 +89,135 @@ class TransactionAborted(Exception):
 class BarrierTimeout(BarrierError):
     """The spawning transaction was still open after ``barrier_max_retries``
     waits of ``barrier_timeout`` seconds each."""
+
+
+class _AbortLogFilter(logging.Filter):
+    """Turns the worker's ERROR-with-traceback record of a task that ended in
+    TransactionAborted into one INFO line.  Celery 5.2 wraps the exception
+    (billiard's ExceptionWithTraceback), so ``throws`` does not match it."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        exc = getattr(exc, "exc", exc)
+        if not isinstance(exc, TransactionAborted):
+            return True
+        data = getattr(record, "data", None) or {}
+        record.levelno = logging.INFO
+        record.levelname = "INFO"
+        record.exc_info = None
+        record.exc_text = None
+        record.msg = "Task %s[%s] not run: %s"
+        record.args = (data.get("name"), data.get("id"), exc)
+        return True
+
+
+logging.getLogger("celery.app.trace").addFilter(_AbortLogFilter())
+
+
+def _with_publish_policy(app, options):
+    if "retry_policy" not in options:
+        policy = app.conf.get("tx_barrier_publish_retry_policy")
+        options["retry_policy"] = dict(policy if policy is not None
+                                       else PUBLISH_RETRY_POLICY)
+    return options
+
+
+_ENSURE_KEYS = ("max_retries", "interval_start", "interval_step",
+                "interval_max")
+
+
+def _bounded_publish(app, options, publish):
+    """Runs publish(options) with a producer whose broker connection was
+    made under the publish's retry policy: kombu's own connect, used
+    otherwise, retries for several seconds whatever ``retry_policy`` says."""
+    if options.get("producer") is not None:
+        return publish(options)
+    if options.get("retry") is False:
+        ensure = {"max_retries": 0}
+    else:
+        policy = options.get("retry_policy") or {}
+        ensure = {k: policy[k] for k in _ENSURE_KEYS if k in policy}
+    with app.producer_or_acquire(None) as producer:
+        producer.connection.ensure_connection(**ensure)
+        options["producer"] = producer
+        return publish(options)
+
+
+def _barrier_headers(options, token, using):
+    headers = dict(options.pop("headers", None) or {})
+    own = [k for k in headers if not k.startswith("tx_barrier_")]
+    headers[TOKEN_HEADER] = token
+    headers[USING_HEADER] = using
+    headers[WAITS_HEADER] = 0
+    headers[HEADERS_HEADER] = own
+    options["headers"] = headers
+    return options
+
+
+def apply_async_with_barrier(sig_or_canvas, using=None, db_connection=None,
+                             **options):
+    """Publishes a signature, chain, group or chord now; its first tasks
+    (the first of a chain, every task of a group or of a chord's header) run
+    only once the current transaction has committed; when it aborts they
+    fail with :class:`TransactionAborted`, their errbacks run and nothing
+    downstream is sent.
+
+    ``using`` / ``db_connection`` are those of
+    :meth:`TransactionBarrierTask.apply_async_with_barrier`; the other
+    keyword arguments go to the canvas's ``apply_async``.  Every first task
+    must be a :class:`TransactionBarrierTask` (others would not wait):
+    :class:`BarrierConfigurationError` otherwise, before anything is sent.
+    Returns the canvas's result, with ``barrier_token`` set.
+    """
+    app = sig_or_canvas.app
+    for task_name in _first_task_names(sig_or_canvas):
+        task = app.tasks.get(task_name)
+        if task is None or not isinstance(task, TransactionBarrierTask):
+            raise BarrierConfigurationError(
+                "task %r is not a TransactionBarrierTask: it would not wait "
+                "for the transaction" % (task_name,))
+    if app.conf.task_protocol == 1:
+        raise BarrierConfigurationError(
+            "transaction barriers need Celery's task message protocol 2 "
+            "(task_protocol = 2, the default)")
+    if using is None and db_connection is None:
+        using = _db.open_atomic_alias()
+    token = None
+    if not app.conf.task_always_eager:
+        token = _db.producer_token(using=using, connection=db_connection)
+    if token is not None:
+        _with_publish_policy(app, options)
+    mark = _explicit.set((token, using) if token is not None else False)
+    try:
+        if token is not None:
+            result = _bounded_publish(
+                app, options, lambda o: sig_or_canvas.apply_async(**o))
+        else:
+            result = sig_or_canvas.apply_async(**options)
+    finally:
+        _explicit.reset(mark)
+    result.barrier_token = token
+    return result
+
+
+def _first_task_names(sig):
+    """Names of the tasks a canvas publishes first."""
+    from celery import canvas
+    if isinstance(sig, canvas._chain):
+        return _first_task_names(sig.tasks[0]) if sig.tasks else []
+    if isinstance(sig, canvas.chord):
+        return _first_task_names(sig.tasks)
+    if isinstance(sig, canvas.group):
+        names = []
+        for s in sig.tasks:
+            names.extend(_first_task_names(s))
+        return names
+    if isinstance(sig, (list, tuple)):
+        names = []
+        for s in sig:
+            names.extend(_first_task_names(s))
+        return names
+    return [sig["task"]]
 
 
 class TransactionBarrierTask(Task):
@@ -92,8 +246,17 @@ class TransactionBarrierTask(Task):
         drop the task silently (Celery's ``Ignore``: no state, no errback).
     ``barrier_using``
         default database alias (Django alias, or a key of the Celery setting
-        ``tx_barrier_databases``); ``None`` means ``"default"``.
+        ``tx_barrier_databases``); ``None``: the alias of the open
+        ``atomic()`` block, else ``"default"``.
+    ``barrier_auto``
+        ``True`` (default; the Celery setting ``tx_barrier_auto`` can turn
+        it off for all tasks): plain ``apply_async``/``delay`` inside an
+        open ``atomic()`` block take a barrier.  ``False``: they publish
+        at once and log a warning naming ``apply_async_with_barrier``.
+        ``apply_async(..., barrier=False)`` opts one publish out, silently.
     """
+
+    throws = (TransactionAborted,)
 
     barrier_timeout = 10.0
     barrier_retry_delay = 0
@@ -101,6 +264,7 @@ class TransactionBarrierTask(Task):
     barrier_max_retries = None
     barrier_on_abort = "raise"
     barrier_using = None
+    barrier_auto = True
 
     # --- producer -----------------------------------------------------------
 
@@ -127,6 +291,8 @@ class TransactionBarrierTask(Task):
         waiting: it would otherwise wait for its own transaction.
         """
         using = using or self.barrier_using
+        if using is None and db_connection is None:
+            using = _db.open_atomic_alias()
         token = None
         if self.app.conf.task_protocol == 1:
             # Message protocol 1 has no headers: the token would be dropped
@@ -137,15 +303,66 @@ class TransactionBarrierTask(Task):
         if not self.app.conf.task_always_eager:
             token = _db.producer_token(using=using, connection=db_connection)
         if token is not None:
-            headers = dict(options.pop("headers", None) or {})
-            headers[TOKEN_HEADER] = token
-            headers[USING_HEADER] = using
-            headers[WAITS_HEADER] = 0
-            options["headers"] = headers
+            _barrier_headers(options, token, using)
+            _with_publish_policy(self.app, options)
+        options["barrier"] = token is not None
         result = self.apply_async(args, kwargs, **options)
         # For logs and tests: the token the worker will wait for, if any.
         result.barrier_token = token
         return result
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None,
+                    link=None, link_error=None, shadow=None, **options):
+        """Celery's ``apply_async``; inside an open ``atomic()`` block (and
+        not already carrying a token, nor a retry) it takes a barrier, as
+        :meth:`apply_async_with_barrier` does (see ``barrier_auto``)."""
+        barrier = options.pop("barrier", None)
+        headers = options.get("headers") or {}
+        explicit = _explicit.get()
+        fresh = barrier is True
+        if (barrier is None and TOKEN_HEADER not in headers
+                and "retries" not in options):
+            if explicit:
+                token, using = explicit
+                _barrier_headers(options, token, using)
+            elif explicit is None:
+                fresh = self._barrier_auto(options)
+        options.update(producer=producer, link=link, link_error=link_error,
+                       shadow=shadow)
+
+        def publish(opts):
+            return super(TransactionBarrierTask, self).apply_async(
+                args, kwargs, task_id=task_id, **opts)
+        if fresh:
+            return _bounded_publish(self.app, options, publish)
+        return publish(options)
+
+    def _barrier_auto(self, options):
+        """Adds a barrier to a plain publish inside atomic(); True if it
+        did."""
+        if self.app.conf.task_always_eager or self.app.conf.task_protocol == 1:
+            return False
+        connections = _db._django_connections()
+        if connections is None:
+            return False
+        using = self.barrier_using or _db.open_atomic_alias(connections)
+        conn = connections[using or _db.DEFAULT_ALIAS]
+        if not conn.in_atomic_block:
+            return False
+        auto = self.app.conf.get("tx_barrier_auto")
+        if not self.barrier_auto or auto is False:
+            logger.warning(
+                "%s published inside transaction.atomic() without a barrier: "
+                "it may run before COMMIT or after a rollback; use "
+                "apply_async_with_barrier() (or transaction.on_commit)",
+                self.name)
+            return False
+        token = _db.producer_token(using=using)
+        if token is not None:
+            _barrier_headers(options, token, using)
+            _with_publish_policy(self.app, options)
+            return True
+        return False
 
     # --- worker -------------------------------------------------------------
 
@@ -198,10 +415,18 @@ class TransactionBarrierTask(Task):
             raise BarrierTimeout(
                 "gave up on %s[%s] after %d barrier retries: %s"
                 % (self.name, request.id, waits, exc))
+        # The request's headers are the ones Celery keeps (5.3+); the names
+        # in HEADERS_HEADER recover the caller's own on older versions.
+        headers = dict(request.headers or {})
+        own = request.get(HEADERS_HEADER) or []
+        for name in own:
+            if name not in headers:
+                headers[name] = request.get(name)
+        headers.update({TOKEN_HEADER: token, USING_HEADER: using,
+                        WAITS_HEADER: waits + 1, HEADERS_HEADER: own})
         sig = self.signature_from_request(
             request, countdown=countdown, retries=request.retries,
-            headers={TOKEN_HEADER: token, USING_HEADER: using,
-                     WAITS_HEADER: waits + 1})
+            headers=headers)
         try:
             sig.apply_async()
         except Exception as publish_exc:
@@ -212,11 +437,17 @@ class TransactionBarrierTask(Task):
 def _is_transient(exc):
     """Connection trouble and cancelled statements: worth trying again."""
     candidates = [exc, getattr(exc, "__cause__", None)]
+    transient = ()
     try:
         import psycopg2
-        transient = (psycopg2.OperationalError, psycopg2.InterfaceError)
+        transient += (psycopg2.OperationalError, psycopg2.InterfaceError)
     except ImportError:
-        transient = ()
+        pass
+    try:
+        import psycopg
+        transient += (psycopg.OperationalError, psycopg.InterfaceError)
+    except ImportError:
+        pass
     try:
         from django.db import utils as dj
         transient += (dj.OperationalError, dj.InterfaceError)

@@ -10,8 +10,11 @@ task; the worker maps it to
 
 1. a DSN from the Celery setting ``tx_barrier_databases`` (a dict
    ``{alias: dsn}``), or, for the default alias, ``tx_barrier_dsn`` or the
-   environment variable ``TX_BARRIER_DSN``: the worker keeps one psycopg2
-   connection per alias and process, in autocommit mode;
+   environment variable ``TX_BARRIER_DSN``: the worker keeps one
+   connection per alias and process, in autocommit mode, made with the
+   driver the Celery setting ``tx_barrier_driver`` names (``"psycopg2"`` or
+   ``"psycopg"``, or a dict ``{alias: driver}``; default psycopg2 if
+   installed, else psycopg 3);
 2. otherwise Django's ``connections[alias]``, when Django is configured.
 """
 
@@ -52,6 +55,8 @@ def producer_token(using=None, connection=None):
         raise BarrierConfigurationError(
             "no database connection: pass a DB-API connection (db_connection=) "
             "or configure Django")
+    if using is None:
+        using = open_atomic_alias(connections)
     conn = connections[using or DEFAULT_ALIAS]
     if not conn.in_atomic_block and conn.get_autocommit():
         return None
@@ -61,6 +66,35 @@ def producer_token(using=None, connection=None):
             % (using or DEFAULT_ALIAS, conn.vendor))
     with conn.cursor() as cur:
         return enqueue(_CursorAsConnection(cur))
+
+
+def open_atomic_alias(connections=None):
+    """The alias of the open ``atomic()`` block, when only one database has
+    one; ``None`` (meaning ``"default"``) when none has.  With blocks open on
+    several databases Django cannot tell which is innermost: that raises
+    :class:`BarrierConfigurationError` asking for ``using=``."""
+    if connections is None:
+        connections = _django_connections()
+        if connections is None:
+            return None
+    open_ = [alias for alias in connections
+             if _initialized(connections, alias)
+             and connections[alias].in_atomic_block]
+    if not open_:
+        return None
+    if len(open_) == 1:
+        return open_[0]
+    raise BarrierConfigurationError(
+        "atomic() blocks are open on databases %s: say which transaction "
+        "the task depends on with using=" % ", ".join(sorted(open_)))
+
+
+def _initialized(connections, alias):
+    # Do not create a connection object just to ask it a question.
+    try:
+        return hasattr(connections._connections, alias)
+    except AttributeError:
+        return True
 
 
 class _CursorAsConnection:
@@ -97,24 +131,42 @@ def _dsn_for(conf, using):
     return dsn
 
 
+def connect(dsn, driver=None):
+    """An autocommit connection to dsn with psycopg2 or psycopg (3)."""
+    if driver is None:
+        try:
+            import psycopg2.extensions  # noqa: F401
+            driver = "psycopg2"
+        except ImportError:
+            driver = "psycopg"
+    if driver == "psycopg2":
+        import psycopg2
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        return conn
+    if driver == "psycopg":
+        import psycopg
+        return psycopg.connect(dsn, autocommit=True)
+    raise BarrierConfigurationError(
+        "tx_barrier_driver must be 'psycopg2' or 'psycopg', not %r" % (driver,))
+
+
 class _DsnConnections:
-    """One autocommit psycopg2 connection per (process, thread, DSN)."""
+    """One autocommit connection per (process, thread, driver, DSN)."""
 
     def __init__(self):
         self._local = threading.local()
 
-    def get(self, dsn):
+    def get(self, dsn, driver=None):
         conns = self._conns()
-        conn = conns.get(dsn)
+        conn = conns.get((driver, dsn))
         if conn is None or conn.closed:
-            import psycopg2
-            conn = psycopg2.connect(dsn)
-            conn.autocommit = True
-            conns[dsn] = conn
+            conn = connect(dsn, driver)
+            conns[(driver, dsn)] = conn
         return conn
 
-    def discard(self, dsn):
-        conn = self._conns().pop(dsn, None)
+    def discard(self, dsn, driver=None):
+        conn = self._conns().pop((driver, dsn), None)
         if conn is not None:
             try:
                 conn.close()
@@ -141,12 +193,15 @@ def worker_wait(token, timeout, using=None, conf=None):
     """
     dsn = _dsn_for(conf, using)
     if dsn is not None:
-        conn = _dsn_connections.get(dsn)
+        driver = conf.get("tx_barrier_driver") if conf is not None else None
+        if isinstance(driver, dict):
+            driver = driver.get(using or DEFAULT_ALIAS)
+        conn = _dsn_connections.get(dsn, driver)
         try:
             return wait(conn, token, timeout)
         except Exception:
             if conn.closed:
-                _dsn_connections.discard(dsn)
+                _dsn_connections.discard(dsn, driver)
             raise
     connections = _django_connections()
     if connections is None:

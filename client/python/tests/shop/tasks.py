@@ -2,6 +2,7 @@
 import os
 
 from celery import shared_task
+from django.db import transaction
 
 from tx_barrier.celery import TOKEN_HEADER, WAITS_HEADER, TransactionBarrierTask
 
@@ -22,6 +23,7 @@ def _record(task, item_id, key, using="default"):
         "token": task.request.get(TOKEN_HEADER),
         "waits": task.request.get(WAITS_HEADER),
         "retries": task.request.retries,
+        "tenant": task.request.get("x_tenant"),
         "eager": bool(task.request.is_eager or task.request.called_directly),
     }
 
@@ -68,4 +70,34 @@ def do_something_task(model_id, key):
     """The task of the README's example."""
     value = Item.objects.get(id=model_id).value
     _log(key, "body", value)
+    return value
+
+
+@shared_task(base=TransactionBarrierTask, bind=True, max_retries=3)
+def retry_in_atomic(self, key):
+    """Retries itself once from inside an atomic() block that the retry
+    rolls back: Celery's retry publish must not take a barrier there."""
+    with transaction.atomic():
+        _log(key, "attempt", str(self.request.retries))
+        if self.request.retries == 0:
+            raise self.retry(countdown=0)
+    return self.request.retries
+
+
+@shared_task(base=TransactionBarrierTask, bind=True, barrier_auto=False)
+def record_item_warned(self, item_id, key):
+    """barrier_auto off: a plain publish inside atomic() only warns."""
+    return _record(self, item_id, key)
+
+
+@shared_task(base=TransactionBarrierTask, bind=True)
+def record_value(self, value, key):
+    """A barrier task for canvases: logs and returns value."""
+    _log(key, "body", str(value))
+    return {"value": str(value), "token": self.request.get(TOKEN_HEADER)}
+
+
+@shared_task
+def plain_record_value(value, key):
+    _log(key, "plain", str(value))
     return value

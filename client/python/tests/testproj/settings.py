@@ -47,6 +47,23 @@ CELERY_TX_BARRIER_DATABASES = {
             ("user", os.environ.get("PGUSER")),
             ("dbname", os.environ.get("TXB_PY_DB", "txb_python")),
         ) if v),
+    "plain3": " ".join(
+        "%s=%s" % (k, v) for k, v in (
+            ("host", os.environ.get("PGHOST")),
+            ("port", os.environ.get("PGPORT")),
+            ("user", os.environ.get("PGUSER")),
+            ("dbname", os.environ.get("TXB_PY_DB", "txb_python")),
+        ) if v),
+    "noext": " ".join(
+        "%s=%s" % (k, v) for k, v in (
+            ("host", os.environ.get("PGHOST")),
+            ("port", os.environ.get("PGPORT")),
+            ("user", os.environ.get("PGUSER")),
+            ("dbname", os.environ.get("TXB_PY_DB_NOEXT", "txb_python_noext")),
+        ) if v),
     # Nothing listens on port 1: the worker cannot reach this one.
     "unreachable": "host=127.0.0.1 port=1 dbname=none connect_timeout=2",
 }
+
+# The worker checks tokens of alias "plain3" with psycopg 3.
+CELERY_TX_BARRIER_DRIVER = {"plain3": "psycopg"}
