@@ -75,7 +75,7 @@
 #define TXB_RESERVE_AHEAD	512
 
 /* Transactions per commit log page (clog.c's CLOG_XACTS_PER_PAGE). */
-#define TXB_CLOG_XACTS_PER_PAGE (BLCKSZ * 4)
+#define TXB_CLOG_XACTS_PER_PAGE ((uint64) BLCKSZ * 4)
 
 typedef struct TxbReserveRecord
 {
