@@ -5,6 +5,7 @@ MODULE_big = tx_barrier
 OBJS = \
 	extension/tx_barrier.o \
 	extension/barrier_monitor.o \
+	extension/barrier_standby.o \
 	extension/barrier_state.o \
 	extension/barrier_token.o \
 	extension/barrier_wait.o \
@@ -14,11 +15,12 @@ EXTENSION = tx_barrier
 DATA = extension/tx_barrier--1.0.sql
 PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
-REGRESS = barrier_surface barrier_status barrier_wait_local barrier_enqueue
+REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
+	barrier_enqueue
 REGRESS_OPTS = --inputdir=. --load-extension=tx_barrier
 
 ISOLATION = wait_commit wait_abort wait_savepoint wait_prepared wait_all \
-	wait_timeout wait_deadlock wait_snapshot
+	wait_nested_savepoint wait_timeout wait_deadlock wait_snapshot
 ISOLATION_OPTS = --load-extension=tx_barrier
 
 TAP_TESTS = 1
@@ -33,4 +35,4 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies unless the server was configured with
 # --enable-depend.
-$(OBJS): extension/tx_barrier.h
+$(OBJS): extension/barrier_internal.h extension/barrier_compat.h

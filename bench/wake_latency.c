@@ -31,7 +31,13 @@
  * the waiter's backend) before the producer's backend sends the COMMIT
  * acknowledgement, so the two replies race to the client over loopback.
  *
- * Usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US]]]
+ * With WAITER_CONNINFO (a hot standby of the producer's server), the
+ * waiters run there: the answer then comes once the standby has replayed
+ * the commit, and "asleep" means the standby wait's event in
+ * pg_stat_activity.  Each token is handed out once the standby knows it.
+ *
+ * Usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US
+ *                     [WAITER_CONNINFO]]]]
  *
  * Build: cc -O2 -pthread -I$(pg_config --includedir) wake_latency.c \
  *            -L$(pg_config --libdir) -lpq -o wake_latency
@@ -252,6 +258,8 @@ int
 main(int argc, char **argv)
 {
 	const char *conninfo;
+	const char *waiter_conninfo;
+	bool		standby;
 	int			iters = 700,
 				rounds = 3;
 	long		poll_us = 1000;
@@ -269,8 +277,10 @@ main(int argc, char **argv)
 	unsigned int seed = (unsigned int) getpid();
 
 	if (argc < 2)
-		die("usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US]]]");
+		die("usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US [WAITER_CONNINFO]]]]");
 	conninfo = argv[1];
+	waiter_conninfo = argc > 5 ? argv[5] : conninfo;
+	standby = argc > 5;
 	if (argc > 2)
 		iters = atoi(argv[2]);
 	if (argc > 3)
@@ -281,13 +291,13 @@ main(int argc, char **argv)
 		die("bad arguments");
 
 	producer = connect_or_die(conninfo);
-	monitor = connect_or_die(conninfo);
+	monitor = connect_or_die(waiter_conninfo);
 	for (int m = 0; m < M_COUNT; m++)
 	{
 		memset(&w[m], 0, sizeof(w[m]));
 		w[m].method = m;
 		w[m].poll_us = poll_us;
-		w[m].conn = connect_or_die(conninfo);
+		w[m].conn = connect_or_die(waiter_conninfo);
 		w[m].backend_pid = PQbackendPID(w[m].conn);
 		pthread_mutex_init(&w[m].mu, NULL);
 		pthread_cond_init(&w[m].cv, NULL);
@@ -298,20 +308,31 @@ main(int argc, char **argv)
 		round_p50[m] = malloc(sizeof(double) * rounds);
 	}
 	ack_rtt = malloc(sizeof(int64_t) * iters * rounds * M_COUNT);
-	r = exec_or_die(monitor, "PREPARE lockwait(int) AS "
+	/* Asleep: in the lock wait on a primary; in the standby wait (any major). */
+	r = exec_or_die(monitor, standby ?
+					"PREPARE lockwait(int) AS "
+					"SELECT count(*) FROM pg_stat_activity WHERE pid = $1 "
+					"AND state = 'active' AND wait_event IN "
+					"('Extension', 'TxBarrierStandbyWait', 'WaitForWalReplay')" :
+					"PREPARE lockwait(int) AS "
 					"SELECT count(*) FROM pg_locks WHERE pid = $1 "
 					"AND locktype = 'transactionid' AND NOT granted",
 					PGRES_COMMAND_OK);
 	PQclear(r);
+	PQclear(exec_or_die(monitor, "PREPARE known(xid8) AS "
+						"SELECT pg_xact_status($1)", PGRES_COMMAND_OK));
 
 	/* Warm up the connections' caches (catalog lookups, plans). */
 	for (int i = 0; i < 20; i++)
 	{
 		PQclear(exec_or_die(producer, "SELECT barrier_enqueue()", PGRES_TUPLES_OK));
-		PQclear(exec_or_die(w[M_WAIT].conn,
+		/* A standby cannot assign xids: ask about a frozen one there. */
+		PQclear(exec_or_die(w[M_WAIT].conn, standby ?
+							"SELECT barrier_wait('2')" :
 							"SELECT barrier_wait(pg_current_xact_id())",
 							PGRES_TUPLES_OK));
-		PQclear(exec_or_die(w[M_POLL].conn,
+		PQclear(exec_or_die(w[M_POLL].conn, standby ?
+							"SELECT pg_xact_status('2')" :
 							"SELECT pg_xact_status(pg_current_xact_id())",
 							PGRES_TUPLES_OK));
 	}
@@ -333,6 +354,20 @@ main(int argc, char **argv)
 
 				PQclear(exec_or_die(producer, "BEGIN", PGRES_COMMAND_OK));
 				r = exec_or_die(producer, "SELECT barrier_enqueue()", PGRES_TUPLES_OK);
+
+				/* A standby must have replayed the token before polls ask. */
+				while (standby)
+				{
+					const char *tok[1] = {PQgetvalue(r, 0, 0)};
+					PGresult   *k = PQexecPrepared(monitor, "known", 1, tok,
+												   NULL, NULL, 0);
+					bool		known = PQresultStatus(k) == PGRES_TUPLES_OK;
+
+					PQclear(k);
+					if (known)
+						break;
+					sleep_us(100);
+				}
 
 				pthread_mutex_lock(&x->mu);
 				snprintf(x->token, sizeof(x->token), "%s", PQgetvalue(r, 0, 0));

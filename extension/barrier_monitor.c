@@ -1,34 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * barrier_monitor.c
- *		Shared memory: counters, the registry of waiting sessions, and the
- *		hot standby wake-up state.
+ *		Shared memory: counters and the registry of waiting sessions.
  *
  * With tx_barrier in shared_preload_libraries, a small shared memory
  * segment holds cluster-wide counters (atomics), one slot per backend
  * saying which token it is waiting on and since when (barrier_waiters()
- * reads it, with the full 64-bit token, on primaries and standbys alike),
- * and the state that lets standby waiters share one replay poller.
+ * reads it, with the full 64-bit token, on primaries and standbys alike).
  * Without preloading there is no shared memory to put them in; counters
- * are then this session's, waits on a primary are still visible as
- * transactionid lock waits in pg_locks, and each standby waiter polls.
+ * are then this session's, and waits on a primary are still visible as
+ * transactionid lock waits in pg_locks.
+ *
+ * Locking: counters are atomics.  Each slot is written only by its own
+ * backend; readers check the token before and after reading the rest, so
+ * no lock is taken.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/backendid.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
 /* What one backend is waiting on; token 0 means nothing. */
 typedef struct TxbWaiterSlot
@@ -41,7 +44,6 @@ typedef struct TxbWaiterSlot
 typedef struct TxbShared
 {
 	pg_atomic_uint64 counters[TXB_NUM_COUNTERS];
-	TxbReplayWake replay;
 	int			nslots;
 	TxbWaiterSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } TxbShared;
@@ -63,7 +65,7 @@ static Size
 txb_shared_size(void)
 {
 	return add_size(offsetof(TxbShared, slots),
-					mul_size(MaxBackends + 1, sizeof(TxbWaiterSlot)));
+					mul_size(TXB_BACKEND_SLOTS, sizeof(TxbWaiterSlot)));
 }
 
 static void
@@ -88,10 +90,7 @@ txb_shmem_startup(void)
 	{
 		for (int i = 0; i < TXB_NUM_COUNTERS; i++)
 			pg_atomic_init_u64(&txb_shared->counters[i], 0);
-		pg_atomic_init_u32(&txb_shared->replay.poller_pid, 0);
-		pg_atomic_init_u64(&txb_shared->replay.replay_lsn, 0);
-		ConditionVariableInit(&txb_shared->replay.replay_cv);
-		txb_shared->nslots = MaxBackends + 1;
+		txb_shared->nslots = TXB_BACKEND_SLOTS;
 		for (int i = 0; i < txb_shared->nslots; i++)
 		{
 			pg_atomic_init_u64(&txb_shared->slots[i].token, 0);
@@ -112,28 +111,6 @@ txb_monitor_init(void)
 	shmem_request_hook = txb_shmem_request;
 	txb_prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = txb_shmem_startup;
-}
-
-/* The standby wake-up state, or NULL when not preloaded. */
-TxbReplayWake *
-txb_replay_wake(void)
-{
-	return txb_shared != NULL ? &txb_shared->replay : NULL;
-}
-
-/*
- * Give up the standby poller's job if we hold it, waking the sleepers so
- * that one of them takes it over at once.
- */
-void
-txb_replay_release(void)
-{
-	uint32		me = (uint32) MyProcPid;
-
-	if (txb_shared != NULL &&
-		pg_atomic_read_u32(&txb_shared->replay.poller_pid) == me &&
-		pg_atomic_compare_exchange_u32(&txb_shared->replay.poller_pid, &me, 0))
-		ConditionVariableBroadcast(&txb_shared->replay.replay_cv);
 }
 
 /* Never errors: called from transaction callbacks. */
@@ -176,19 +153,18 @@ void
 txb_monitor_wait_begin(FullTransactionId fxid)
 {
 	TxbWaiterSlot *slot;
+	int			slotno = TxbMyBackendSlot();
 
-	if (txb_shared == NULL || MyBackendId <= 0 ||
-		MyBackendId >= txb_shared->nslots)
+	if (txb_shared == NULL || slotno < 0 || slotno >= txb_shared->nslots)
 		return;
 
-	/* Also releases the standby poller's job if we die holding it. */
 	if (!txb_exit_callback_registered)
 	{
 		before_shmem_exit(txb_monitor_exit, (Datum) 0);
 		txb_exit_callback_registered = true;
 	}
 
-	slot = &txb_shared->slots[MyBackendId];
+	slot = &txb_shared->slots[slotno];
 	slot->pid = MyProcPid;
 	slot->since = GetCurrentTimestamp();
 	/* Readers trust pid and since only once they see the token. */
@@ -201,8 +177,6 @@ txb_monitor_wait_begin(FullTransactionId fxid)
 void
 txb_monitor_wait_end(void)
 {
-	txb_replay_release();
-
 	if (txb_my_slot == NULL)
 		return;
 	pg_atomic_write_u64(&txb_my_slot->token, 0);

@@ -23,7 +23,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
 static const char *const txb_state_labels[] = {
 	[TXB_IN_PROGRESS] = "in progress",
@@ -42,7 +42,7 @@ static const char *const txb_state_labels[] = {
 static bool
 txb_clog_knows(FullTransactionId fxid, FullTransactionId next)
 {
-	TransactionId oldest_xid = ShmemVariableCache->oldestClogXid;
+	TransactionId oldest_xid = TxbTransamVariables->oldestClogXid;
 	TransactionId next_xid = XidFromFullTransactionId(next);
 	uint32		epoch = EpochFromFullTransactionId(next);
 	FullTransactionId oldest;
@@ -58,9 +58,28 @@ txb_clog_knows(FullTransactionId fxid, FullTransactionId next)
 }
 
 /*
- * Classify a token.  Errors out on the invalid token 0 and on a token the
- * commit log has forgotten; everything else is reported to the caller, who
- * decides what "not yet seen" and "own transaction" mean for it.
+ * On a primary, a token at or past the next xid names no transaction: it
+ * was never handed out by this server (or by the cluster it was restored
+ * from).  Waiting for it could hang forever or, later, name a different
+ * transaction, so it is an error.  On a standby it is one that replay has
+ * not reached yet.
+ */
+static void
+txb_report_not_yet_seen(FullTransactionId fxid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("barrier token %llu is in the future",
+					(unsigned long long) U64FromFullTransactionId(fxid)),
+			 errdetail("No transaction with that id has started on this server."),
+			 errhint("Tokens are the values returned by barrier_enqueue() on this cluster.")));
+}
+
+/*
+ * Classify a token.  Errors out on the invalid token 0, on a token the
+ * commit log has forgotten, and on a primary on a token from the future;
+ * everything else is reported to the caller, who decides what "not yet
+ * replayed" and "own transaction" mean for it.
  */
 TxbLookup
 txb_lookup(FullTransactionId fxid, TxbState *state)
@@ -98,6 +117,8 @@ txb_lookup(FullTransactionId fxid, TxbState *state)
 	if (!FullTransactionIdPrecedes(fxid, next))
 	{
 		LWLockRelease(XactTruncationLock);
+		if (!RecoveryInProgress())
+			txb_report_not_yet_seen(fxid);
 		return TXB_LOOKUP_NOT_YET_SEEN;
 	}
 
@@ -128,23 +149,6 @@ txb_lookup(FullTransactionId fxid, TxbState *state)
 
 	LWLockRelease(XactTruncationLock);
 	return result;
-}
-
-/*
- * On a primary, a token at or past the next xid names no transaction: it
- * was never handed out by this server (or by the cluster it was restored
- * from).  Waiting for it could hang forever or, later, name a different
- * transaction, so it is an error.
- */
-void
-txb_report_not_yet_seen(FullTransactionId fxid)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("barrier token %llu is in the future",
-					(unsigned long long) U64FromFullTransactionId(fxid)),
-			 errdetail("No transaction with that id has started on this server."),
-			 errhint("Tokens are the values returned by barrier_enqueue() on this cluster.")));
 }
 
 /*

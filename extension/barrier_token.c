@@ -48,7 +48,7 @@
 #include "replication/walsender_private.h"
 #include "storage/lwlock.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
 /* Payload of the XLOG_NOOP record: makes the record findable in waldump. */
 typedef struct TxbTokenRecord
@@ -56,6 +56,13 @@ typedef struct TxbTokenRecord
 	char		magic[8];		/* "txbarier" */
 	uint64		token;
 } TxbTokenRecord;
+
+/*
+ * The newest subtransaction xid whose token has been made durable: further
+ * tokens of the same subtransaction cost nothing.  Never reset: xids are
+ * not reused, so a stale value cannot match a new token.
+ */
+static FullTransactionId txb_durable_fxid = {0};
 
 /* How many completed xids to look at for a durable newer commit. */
 #define TXB_COVER_PROBES	8
@@ -78,7 +85,7 @@ txb_token_covered(FullTransactionId fxid)
 		return false;
 
 	LWLockAcquire(ProcArrayLock, LW_SHARED);
-	candidate = ShmemVariableCache->latestCompletedXid;
+	candidate = TxbTransamVariables->latestCompletedXid;
 	LWLockRelease(ProcArrayLock);
 
 	for (int i = 0;
@@ -190,9 +197,9 @@ txb_enqueue(void)
 
 	fxid = GetCurrentFullTransactionId();
 
-	if (txb_durable_tokens && !txb_xact_token_durable(fxid) &&
+	if (txb_durable_tokens && !FullTransactionIdEquals(fxid, txb_durable_fxid) &&
 		txb_make_token_durable(fxid))
-		txb_xact_note_durable(fxid);
+		txb_durable_fxid = fxid;
 
 	txb_xact_note_enqueue();
 	return fxid;

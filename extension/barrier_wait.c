@@ -5,42 +5,85 @@
  *
  * On a primary every transaction holds an ExclusiveLock on its own xid
  * until after it is visible as committed or aborted, so waiting means
- * sleeping on that lock, as a row-lock waiter does (XactLockTableWait): the
- * ending transaction wakes us, the wait shows in pg_locks and
- * pg_stat_activity, deadlock detection sees it, a prepared transaction
- * keeps the lock until COMMIT/ROLLBACK PREPARED, and a subtransaction's
- * waiter moves on to its top level.
+ * sleeping on that lock, as a row-lock waiter does: the ending transaction
+ * wakes us, the wait shows in pg_locks and pg_stat_activity, deadlock
+ * detection sees it, and a prepared transaction keeps the lock until
+ * COMMIT/ROLLBACK PREPARED.
  *
- * XactLockTableWait has no timeout.  A bounded wait runs inside an internal
- * subtransaction with the lock timeout armed at our deadline, and catches
- * the lock-timeout error, as PL/pgSQL's exception blocks do.
+ * A released (sub-committed) subtransaction gives up its xid lock at once,
+ * but its outcome is decided by its parent.  XactLockTableWait would then
+ * wait for the topmost transaction, which wakes us late when an enclosing
+ * savepoint is rolled back first; we climb one level at a time instead,
+ * always sleeping on the nearest ancestor that is still open.
+ *
+ * A lock wait has no timeout of its own.  A bounded wait runs inside an
+ * internal subtransaction with the lock timeout armed at our deadline, and
+ * catches the lock-timeout error, as PL/pgSQL's exception blocks do.
  *
  * On a hot standby the primary's xid locks do not exist; the transaction's
- * end arrives by WAL replay, which wakes nobody.  There we look again
- * whenever replay has advanced, found out by polling in 1 ms slices: by
- * every waiter, or, when tx_barrier is preloaded, by one waiter for all.
+ * end arrives by WAL replay, and we look again whenever replay has advanced
+ * (barrier_standby.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/subtrans.h"
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "access/xlogrecovery.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
 /*
- * Sleep on the xid lock of a running transaction, at most until deadline.
+ * Sleep until the (sub)transaction xid has ended: committed, aborted, or
+ * released into a parent that has then ended.  Each step sleeps on the xid
+ * lock of the nearest ancestor still open, which its owner holds until that
+ * level ends; when it is gone and xid is still in progress, that level was
+ * released into its parent, which decides now.
+ */
+static void
+txb_xid_lock_wait(TransactionId xid)
+{
+	TransactionId level = xid;
+	LOCKTAG		tag;
+
+	for (;;)
+	{
+		TransactionId parent;
+
+		SET_LOCKTAG_TRANSACTION(tag, level);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+		LockRelease(&tag, ShareLock, false);
+
+		if (!TransactionIdIsInProgress(xid))
+			return;
+
+		parent = SubTransGetParent(level);
+		if (TransactionIdIsValid(parent))
+			level = parent;
+		else
+		{
+			/*
+			 * A top-level xid still in progress after its lock was free: only
+			 * possible in the moment between its entry into the proc array
+			 * and its lock (see XactLockTableWait).  Look again soon.
+			 */
+			pg_usleep(1000L);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+/*
+ * Sleep until the (sub)transaction xid has ended, at most until deadline.
  * Returns false if the deadline passed first.
  */
 static bool
@@ -61,7 +104,7 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 		LockTimeout = 0;
 		PG_TRY();
 		{
-			XactLockTableWait(xid, NULL, NULL, XLTW_None);
+			txb_xid_lock_wait(xid);
 		}
 		PG_FINALLY();
 		{
@@ -78,15 +121,18 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 	{
 		LockTimeout = 0;
 		enable_timeout_at(LOCK_TIMEOUT, deadline);
-		XactLockTableWait(xid, NULL, NULL, XLTW_None);
-		disable_timeout(LOCK_TIMEOUT, false);
-		LockTimeout = save_lock_timeout;
+		txb_xid_lock_wait(xid);
 
 		/*
-		 * A timer that fired just as the lock was granted has left a cancel
-		 * pending; take it here, where it is caught, not in a later
-		 * statement.
+		 * A timer that fired just as the lock was granted has sent us the
+		 * SIGINT that a lock timeout is made of, and QueryCancelPending is
+		 * set.  Keep its indicator, as ProcSleep does, so that the pending
+		 * cancel is reported as a lock timeout (which the PG_CATCH below
+		 * takes as "look again") and not as a cancel by the user; and take it
+		 * here, where it is caught, not in a later statement.
 		 */
+		disable_timeout(LOCK_TIMEOUT, true);
+		LockTimeout = save_lock_timeout;
 		CHECK_FOR_INTERRUPTS();
 
 		ReleaseCurrentSubTransaction();
@@ -122,83 +168,6 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 	return finished;
 }
 
-/* A lone standby waiter, or the shared poller, looks this often. */
-#define TXB_STANDBY_SLICE_MS	1
-/* Standby waiters sleeping on the poller's wake-ups look at least this often. */
-#define TXB_STANDBY_IDLE_MS		250
-
-/* The replay position the shared poller last announced, 0 without one. */
-static XLogRecPtr
-txb_replay_seen(void)
-{
-	TxbReplayWake *rw = txb_replay_wake();
-
-	return rw != NULL ? pg_atomic_read_u64(&rw->replay_lsn) : InvalidXLogRecPtr;
-}
-
-/* ms to sleep: at most slice_ms, and not past the deadline. */
-static long
-txb_sleep_ms(long slice_ms, bool has_deadline, TimestampTz deadline)
-{
-	if (has_deadline)
-	{
-		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-																deadline);
-
-		slice_ms = Min(slice_ms, remaining);
-	}
-	return Max(slice_ms, 1);
-}
-
-/*
- * On a hot standby: sleep until replay may have ended the transaction, or
- * the deadline.  Replay wakes nobody, so somebody has to poll.  Without
- * shared memory every waiter polls in short slices.  With it, one waiter
- * (the poller) polls the replay position and broadcasts when it advances;
- * the others sleep on the condition variable, so idle waiters cost nothing
- * but a rare safety wake-up.  "seen" is the announced replay position from
- * before the caller's last look at the token, so no advance is missed.
- */
-static void
-txb_standby_sleep(XLogRecPtr seen, bool has_deadline, TimestampTz deadline)
-{
-	TxbReplayWake *rw = txb_replay_wake();
-	uint32		nobody = 0;
-
-	if (rw == NULL ||
-		pg_atomic_read_u32(&rw->poller_pid) == (uint32) MyProcPid ||
-		pg_atomic_compare_exchange_u32(&rw->poller_pid, &nobody,
-									   (uint32) MyProcPid))
-	{
-		XLogRecPtr	replayed;
-
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 txb_sleep_ms(TXB_STANDBY_SLICE_MS, has_deadline, deadline),
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-
-		if (rw == NULL)
-			return;
-		replayed = GetXLogReplayRecPtr(NULL);
-		if (replayed != pg_atomic_read_u64(&rw->replay_lsn))
-		{
-			pg_atomic_write_u64(&rw->replay_lsn, replayed);
-			ConditionVariableBroadcast(&rw->replay_cv);
-		}
-		return;
-	}
-
-	ConditionVariablePrepareToSleep(&rw->replay_cv);
-	if (pg_atomic_read_u64(&rw->replay_lsn) == seen &&
-		pg_atomic_read_u32(&rw->poller_pid) != 0)
-		(void) ConditionVariableTimedSleep(&rw->replay_cv,
-										   txb_sleep_ms(TXB_STANDBY_IDLE_MS,
-														has_deadline, deadline),
-										   PG_WAIT_EXTENSION);
-	ConditionVariableCancelSleep();
-}
-
 /*
  * One look at the token: its final state, or whether we must sleep.
  */
@@ -214,10 +183,6 @@ txb_wait_done(FullTransactionId fxid, TxbState *state)
 			*state = TXB_IN_PROGRESS;
 			return true;
 		case TXB_LOOKUP_NOT_YET_SEEN:
-			/* On a standby: replay has not reached it yet. */
-			if (!RecoveryInProgress())
-				txb_report_not_yet_seen(fxid);
-			break;
 		case TXB_LOOKUP_RUNNING:
 			break;
 	}
@@ -236,7 +201,7 @@ txb_wait_blocking(FullTransactionId fxid, bool has_deadline,
 
 	for (;;)
 	{
-		XLogRecPtr	seen = txb_replay_seen();
+		XLogRecPtr	seen = txb_standby_seen();
 
 		if (txb_wait_done(fxid, &state))
 			return state;
@@ -248,7 +213,7 @@ txb_wait_blocking(FullTransactionId fxid, bool has_deadline,
 		else
 		{
 			/* Promoted while we polled for standby waiters: stop that. */
-			txb_replay_release();
+			txb_standby_release();
 			(void) txb_lock_wait(XidFromFullTransactionId(fxid),
 								 has_deadline, deadline);
 		}
@@ -276,6 +241,7 @@ txb_wait(FullTransactionId fxid, bool has_deadline, TimestampTz deadline)
 	}
 	PG_FINALLY();
 	{
+		txb_standby_release();
 		txb_monitor_wait_end();
 	}
 	PG_END_TRY();

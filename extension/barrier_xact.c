@@ -5,9 +5,8 @@
  *
  * A transaction callback and a subtransaction callback keep per-backend
  * bookkeeping of the current transaction's barriers: how many tokens each
- * subtransaction level enqueued, and which subtransaction's token is
- * already durable.  When a barrier (sub)transaction ends they count the
- * outcome of its tokens.
+ * subtransaction level enqueued.  When a barrier (sub)transaction ends they
+ * count the outcome of its tokens.
  *
  * The callbacks run for every transaction of every backend that loaded the
  * library, so they return at once when the transaction enqueued nothing.
@@ -21,7 +20,7 @@
 #include "access/xact.h"
 #include "utils/memutils.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
 /*
  * Tokens enqueued at one subtransaction nesting level of the current
@@ -41,12 +40,6 @@ typedef struct TxbLevelCount
 static TxbLevelCount *txb_levels = NULL;
 static int	txb_levels_used = 0;
 static int	txb_levels_size = 0;
-
-/*
- * The newest subtransaction xid whose token has been made durable.  Never
- * reset: xids are not reused, so a stale value cannot match a new token.
- */
-static FullTransactionId txb_durable_fxid = {0};
 
 /* Sum of the tokens at nesting levels >= level, popping them. */
 static uint64
@@ -160,18 +153,6 @@ txb_xact_note_enqueue(void)
 		txb_levels_used++;
 	}
 	txb_count(TXB_C_ENQUEUED, 1);
-}
-
-bool
-txb_xact_token_durable(FullTransactionId fxid)
-{
-	return FullTransactionIdEquals(fxid, txb_durable_fxid);
-}
-
-void
-txb_xact_note_durable(FullTransactionId fxid)
-{
-	txb_durable_fxid = fxid;
 }
 
 /* From _PG_init. */

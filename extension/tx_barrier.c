@@ -17,7 +17,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "common/int.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -26,18 +26,14 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
-#include "tx_barrier.h"
+#include "barrier_internal.h"
 
-PG_MODULE_MAGIC;
+TXB_MODULE_MAGIC;
 
 bool		txb_durable_tokens = true;
-
-#if PG_VERSION_NUM < 160000
-/* fmgr.h declares it from PostgreSQL 16 on */
-void		_PG_init(void);
-#endif
 
 void
 _PG_init(void)
@@ -55,6 +51,7 @@ _PG_init(void)
 
 	txb_xact_init();
 	txb_monitor_init();
+	txb_standby_init();
 }
 
 /*
@@ -154,11 +151,6 @@ barrier_status(PG_FUNCTION_ARGS)
 		case TXB_LOOKUP_DONE:
 			break;
 		case TXB_LOOKUP_NOT_YET_SEEN:
-			/* A standby that has not replayed it yet: still running. */
-			if (!RecoveryInProgress())
-				txb_report_not_yet_seen(fxid);
-			state = TXB_IN_PROGRESS;
-			break;
 		case TXB_LOOKUP_RUNNING:
 		case TXB_LOOKUP_OWN:
 			state = TXB_IN_PROGRESS;

@@ -41,7 +41,6 @@ SELECT barrier_wait('1000000000000', '0');
 SELECT * FROM barrier_wait_all(ARRAY['1000000000000']::xid8[]);
 SELECT barrier_status('3');				-- older than the commit log
 SELECT barrier_wait('3');
-SELECT barrier_status('abc');
 
 -- bootstrap and frozen xids are committed by definition
 SELECT barrier_status('1'), barrier_status('2'), barrier_wait('2', '0');

@@ -6,10 +6,13 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use TxbTest;
 
 my $apply_delay = 3;    # seconds of recovery_min_apply_delay in part (a)
 
@@ -307,10 +310,9 @@ my $waiter_pid = session_pid($waiter);
 
 	send_query($waiter, "SELECT barrier_wait('$token')");
 	ok(wait_until_waiting($standby, $waiter_pid), 'waiter sleeps');
-	# The wait shows as an extension wait while it sleeps between checks.
-	ok( $standby->poll_query_until('postgres',
-			"SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $waiter_pid"),
-		'standby wait shows wait_event_type Extension');
+	# The wait shows as its own wait event while it sleeps between checks.
+	ok(txb_wait_standby_blocked($standby, $waiter_pid),
+		'standby wait shows ' . txb_standby_wait_event($standby));
 	is( $standby->safe_psql('postgres',
 			"SELECT count(*) FROM barrier_waiters() WHERE pid = $waiter_pid AND token = '$token' AND waiting_since <= now()"
 		),

@@ -14,11 +14,7 @@ use TxbTest;
 
 my $primary = txb_node('np_primary', allows_streaming => 1);
 $primary->safe_psql('postgres', 'CREATE TABLE jobs (id int)');
-$primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('np_standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->start;
-$primary->wait_for_catchup($standby);
+my $standby = txb_standby($primary, 'np_standby');
 
 is($standby->safe_psql('postgres', 'SELECT scope FROM barrier_stats()'),
 	'session', 'not preloaded on the standby');
@@ -34,9 +30,8 @@ for my $case ([ 1, 'COMMIT', 'committed', 1 ], [ 2, 'ROLLBACK', 'aborted', 0 ])
 	my ($w, $wpid) = txb_session($standby);
 	txb_start_statement($w,
 		"SELECT barrier_wait('$token', '1 min'); SELECT count(*) FROM jobs WHERE id = $id");
-	ok( $standby->poll_query_until('postgres',
-			"SELECT wait_event_type = 'Extension' AND state = 'active' FROM pg_stat_activity WHERE pid = $wpid"),
-		"$ending: the standby waiter sleeps in the extension's wait");
+	ok(txb_wait_standby_blocked($standby, $wpid),
+		"$ending: the standby waiter sleeps in the standby wait");
 	is($standby->safe_psql('postgres', "SELECT barrier_status('$token')"),
 		'in progress', "$ending: still in progress on the standby while open");
 

@@ -27,6 +27,9 @@ our @EXPORT = qw(
   txb_collect
   txb_collect_exit
   txb_wait_blocked
+  txb_standby
+  txb_wait_standby_blocked
+  txb_standby_wait_event
   txb_pid_gone
   txb_elapsed
 );
@@ -120,6 +123,49 @@ sub txb_wait_blocked
 			  AND NOT l.granted AND l.transactionid IN ($xids)
 			  AND a.wait_event_type = 'Lock'
 			  AND a.wait_event = 'transactionid')});
+}
+
+# A streaming hot standby of $primary (started with allows_streaming),
+# from a new base backup, started and caught up.  Extra postgresql.conf
+# lines go in before the first start.
+sub txb_standby
+{
+	my ($primary, $name, %opts) = @_;
+	my $backup = "${name}_base";
+	$primary->backup($backup);
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, $backup, has_streaming => 1);
+	$standby->append_conf('postgresql.conf', $opts{conf}) if $opts{conf};
+	$standby->start;
+	$primary->wait_for_catchup($standby);
+	return $standby;
+}
+
+# The wait_event_type/wait_event a standby waiter shows while it sleeps,
+# by major: the generic "Extension" before 17, the extension's own
+# "TxBarrierStandbyWait" from 17, and from 19, where the startup process
+# wakes it, core's "WaitForWalReplay".
+sub txb_standby_wait_event
+{
+	my ($node) = @_;
+	# major(): a beta of 19 compares below 19 itself.
+	my $major = $node->pg_version->major;
+	return 'IPC/WaitForWalReplay' if $major >= 19;
+	return 'Extension/TxBarrierStandbyWait' if $major >= 17;
+	return 'Extension/Extension';
+}
+
+# Polls until backend $pid of a hot standby sleeps in barrier_wait's
+# standby wait, showing this major's wait event.
+sub txb_wait_standby_blocked
+{
+	my ($standby, $pid) = @_;
+	my $event = txb_standby_wait_event($standby);
+	return $standby->poll_query_until(
+		'postgres', qq{
+		SELECT state = 'active'
+		   AND wait_event_type || '/' || wait_event = '$event'
+		  FROM pg_stat_activity WHERE pid = $pid});
 }
 
 # Polls until no backend has process id $pid any more.

@@ -1,9 +1,17 @@
-# Shell functions to run a throwaway PostgreSQL 15 cluster for the demo,
-# the tests and the benchmarks.  Source this file; it defines no globals
-# besides PG_BINDIR.  The server refuses to run as root, so when we are root
-# it runs as the unprivileged 'postgres' user.
+# The shell helper library of tx_barrier's demo, tests and benchmarks:
+# which server to use, throwaway clusters and standbys, scratch directories
+# with their cleanup, and waiting until a session is blocked.  Source it;
+# the demo, every layer and every benchmark call these instead of writing
+# their own.
+#
+# The server comes from PG_CONFIG (default: Debian's PostgreSQL 15); it sets
+# PG_BINDIR and TXB_PG_MAJOR.  The server refuses to run as root, so when we
+# are root it runs as the unprivileged 'postgres' user.
 
-PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PG_BINDIR=$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+TXB_PG_MAJOR=$("$PG_CONFIG" --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p')
+export PG_CONFIG PG_BINDIR TXB_PG_MAJOR
 
 # Runs a command as the server's owner.
 txb_as_owner() {
@@ -18,7 +26,7 @@ txb_as_owner() {
 txb_free_port() {
 	local port
 	for _ in $(seq 1 200); do
-		port=$(( (RANDOM % 20000) + 30000 ))
+		port=$(((RANDOM % 20000) + 30000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
@@ -26,6 +34,65 @@ txb_free_port() {
 	done
 	echo "txb_free_port: no free port found" >&2
 	return 1
+}
+
+# Commands run, last registered first, when the shell exits.
+TXB_ON_EXIT=()
+txb_run_on_exit() {
+	local i
+	for ((i = ${#TXB_ON_EXIT[@]} - 1; i >= 0; i--)); do
+		eval "${TXB_ON_EXIT[$i]}" || true
+	done
+	TXB_ON_EXIT=()
+}
+# txb_on_exit 'COMMAND': run COMMAND when the shell exits (one EXIT trap
+# for all of them; a script that sets its own trap calls txb_run_on_exit).
+txb_on_exit() {
+	TXB_ON_EXIT+=("$1")
+	trap txb_run_on_exit EXIT
+}
+
+# txb_scratch VAR NAME: makes a new directory /tmp/txb-NAME.XXXXXX, readable
+# by the server's owner, stores its path in the variable named VAR, and
+# removes it (after stopping any cluster in it) when the shell exits,
+# unless TXB_KEEP is set.  Not for $(...): the exit would be the subshell's.
+txb_scratch() {
+	local var=$1 dir
+	dir=$(mktemp -d "/tmp/txb-$2.XXXXXX") || return 1
+	chmod 755 "$dir"
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres: "$dir"
+	fi
+	txb_on_exit "txb_scratch_remove '$dir'"
+	printf -v "$var" '%s' "$dir"
+}
+txb_scratch_remove() {
+	local d
+	for d in "$1"/*/data "$1"/data; do
+		[ -f "$d/postmaster.pid" ] && txb_cluster_stop "$(dirname "$d")"
+	done
+	if [ -n "${TXB_KEEP:-}" ]; then
+		echo "kept $1" >&2
+	else
+		rm -rf "$1"
+	fi
+}
+
+# txb_server_conf DIR PORT [EXTRA_CONF_LINE...]: the settings every
+# throwaway server here gets, appended to DIR/data/postgresql.conf.
+txb_server_conf() {
+	local dir=$1 port=$2
+	shift 2
+	{
+		echo "port = $port"
+		echo "listen_addresses = '127.0.0.1'"
+		echo "unix_socket_directories = '$dir'"
+		echo "max_prepared_transactions = 20"
+		echo "max_connections = 200"
+		for line in "$@"; do
+			echo "$line"
+		done
+	} | txb_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
 }
 
 # txb_cluster_start DIR PORT [EXTRA_CONF_LINE...]
@@ -43,21 +110,58 @@ txb_cluster_start() {
 		cat "$dir/initdb.log" >&2
 		return 1
 	}
-	{
-		echo "port = $port"
-		echo "listen_addresses = '127.0.0.1'"
-		echo "unix_socket_directories = '$dir'"
-		echo "max_prepared_transactions = 20"
-		echo "max_connections = 200"
-		for line in "$@"; do
-			echo "$line"
-		done
-	} | txb_as_owner tee -a "$dir/data/postgresql.conf" >/dev/null
+	txb_server_conf "$dir" "$port" "$@"
+	txb_cluster_run "$dir"
+}
+
+# txb_cluster_start_free DIR VAR [EXTRA_CONF_LINE...]: txb_cluster_start on
+# a free port, stored in the variable named VAR.  Another process can take
+# the port between the check and the server's bind: then it tries another.
+txb_cluster_start_free() {
+	local dir=$1 var=$2 try free
+	shift 2
+	for try in 1 2 3 4 5; do
+		free=$(txb_free_port) || return 1
+		rm -rf "$dir/data"
+		if txb_cluster_start "$dir" "$free" "$@" 2>"$dir/start.err"; then
+			printf -v "$var" '%s' "$free"
+			return 0
+		fi
+		grep -q 'Address already in use' "$dir/start.err" || break
+		echo "port $free was taken meanwhile: trying another (attempt $try)" >&2
+	done
+	cat "$dir/start.err" >&2
+	return 1
+}
+
+# txb_cluster_run DIR: starts the existing cluster in DIR/data.
+txb_cluster_run() {
+	local dir=$1
 	txb_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
 		-t 60 start >/dev/null || {
 		cat "$dir/server.log" >&2
 		return 1
 	}
+}
+
+# txb_standby_start PRIMARY_CONNINFO DIR PORT [EXTRA_CONF_LINE...]
+# Makes DIR/data a streaming hot standby of the primary (pg_basebackup -R),
+# starts it, and returns once it accepts read-only connections.
+txb_standby_start() {
+	local primary=$1 dir=$2 port=$3
+	shift 3
+	if [ "$(id -u)" -eq 0 ]; then
+		chown postgres: "$dir"
+	fi
+	txb_as_owner "$PG_BINDIR/pg_basebackup" -d "$primary" -D "$dir/data" \
+		-R -X stream -c fast >"$dir/basebackup.log" 2>&1 || {
+		cat "$dir/basebackup.log" >&2
+		return 1
+	}
+	# The primary's port and socket lines are overridden by later ones.
+	txb_server_conf "$dir" "$port" "hot_standby = on" "$@"
+	txb_cluster_run "$dir" || return 1
+	txb_wait_for "$PG_BINDIR/psql -X -At -h $dir -p $port -U postgres -d postgres -c 'SELECT pg_is_in_recovery()'" t
 }
 
 # txb_cluster_stop DIR: stops the cluster in DIR/data, if it runs.
@@ -67,4 +171,30 @@ txb_cluster_stop() {
 		txb_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -t 60 \
 			stop >/dev/null 2>&1 || true
 	fi
+}
+
+# txb_wait_for COMMAND EXPECTED [TRIES]: runs COMMAND (a shell string)
+# until it prints EXPECTED, every 20 ms, at most TRIES times (default
+# 1500, 30 s).  Returns non-zero if it never did.
+txb_wait_for() {
+	local cmd=$1 want=$2 tries=${3:-1500} got
+	for _ in $(seq 1 "$tries"); do
+		got=$(eval "$cmd" 2>/dev/null) || got=
+		[ "$got" = "$want" ] && return 0
+		sleep 0.02
+	done
+	echo "txb_wait_for: '$cmd' never printed '$want' (last: '$got')" >&2
+	return 1
+}
+
+# txb_wait_blocked [PSQL_ARGS...]: waits until a session of the server that
+# psql reaches with PSQL_ARGS is blocked in barrier_wait: on a primary, an
+# ungranted transactionid lock; on a standby, the standby wait's event.
+# Prints nothing; returns non-zero after 30 s.
+txb_wait_blocked() {
+	local q="SELECT count(*) > 0 FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND query LIKE '%barrier_wait%'
+		  AND ((wait_event_type = 'Lock' AND wait_event = 'transactionid')
+		    OR wait_event IN ('Extension', 'TxBarrierStandbyWait', 'WaitForWalReplay'))"
+	txb_wait_for "$PG_BINDIR/psql -X -At $(printf '%q ' "$@") -c \"$q\"" t
 }

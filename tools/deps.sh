@@ -8,6 +8,8 @@ PACKAGES=(
 	# server, headers and PGXS
 	postgresql-15 postgresql-server-dev-15 postgresql-client-15 libpq-dev
 	build-essential pkg-config
+	# servers of other majors built from source (tools/pg-build.sh)
+	bison flex zlib1g-dev
 	# TAP tests (PostgreSQL::Test::Cluster) and pgTAP
 	libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	# client library checks

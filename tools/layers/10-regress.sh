@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # pg_regress: the SQL surface, bad input, single-session behaviour.
+# majors: all
 . "$TXB_ROOT/tools/results.sh"
-cd "$TXB_SRC" || exit 1
 log="$TXB_WORK/regress.log"
-runuser -u postgres -- env PATH="$PATH" make -s installcheck ISOLATION= TAP_TESTS= \
-	2>&1 | tee "$log"
-[ -f regression.diffs ] && cat regression.diffs
-read -r p f < <(txb_count_pg_regress "$log")
+txb_make_installcheck "$log" ISOLATION= TAP_TESTS=
+[ -f "$TXB_SRC/regression.diffs" ] && cat "$TXB_SRC/regression.diffs"
+expected=$(txb_make_var REGRESS | wc -w)
+read -r p f < <(txb_count_pg_regress "$log" "$expected")
 txb_result regress "$p" "$f"
 [ "$f" -eq 0 ]

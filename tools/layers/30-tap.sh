@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # TAP (PostgreSQL::Test::Cluster): each test starts its own servers.
+# majors: all
 . "$TXB_ROOT/tools/results.sh"
 cd "$TXB_SRC" || exit 1
 log="$TXB_WORK/tap.log"
-runuser -u postgres -- env PATH="$PATH" PROVE_FLAGS="--timer" \
-	make -s installcheck REGRESS= ISOLATION= 2>&1 | tee "$log"
+PROVE_FLAGS="--timer" txb_make_installcheck "$log" REGRESS= ISOLATION= \
+	PROVE_FLAGS="--timer"
 if ! grep -q '^Result: PASS' "$log"; then
 	for f in tmp_check/log/regress_log_*; do
 		[ -f "$f" ] || continue

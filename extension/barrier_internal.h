@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * tx_barrier.h
+ * barrier_internal.h
  *		Declarations shared by the tx_barrier extension's modules.
+ *
+ * (The client library's public header is client/tx_barrier.h; this one is
+ * the server module's, and is never installed.)
  *
  * A barrier token is the FullTransactionId of the (sub)transaction that
  * called barrier_enqueue().  Waiting on it means waiting until that
@@ -9,13 +12,13 @@
  *
  *-------------------------------------------------------------------------
  */
-#ifndef TX_BARRIER_H
-#define TX_BARRIER_H
+#ifndef BARRIER_INTERNAL_H
+#define BARRIER_INTERNAL_H
 
 #include "access/transam.h"
 #include "datatype/timestamp.h"
-#include "port/atomics.h"
-#include "storage/condition_variable.h"
+
+#include "barrier_compat.h"
 
 /* Outcome of a token's transaction; order matches the barrier_state enum. */
 typedef enum TxbState
@@ -33,7 +36,7 @@ typedef enum TxbLookup
 	TXB_LOOKUP_DONE,			/* *state holds the final outcome */
 	TXB_LOOKUP_RUNNING,			/* another transaction, still in progress */
 	TXB_LOOKUP_OWN,				/* the caller's own (sub)transaction */
-	TXB_LOOKUP_NOT_YET_SEEN		/* at or past the next xid */
+	TXB_LOOKUP_NOT_YET_SEEN		/* on a standby: not replayed yet */
 } TxbLookup;
 
 /* GUCs (tx_barrier.c) */
@@ -41,7 +44,6 @@ extern bool txb_durable_tokens;
 
 /* barrier_state.c */
 extern TxbLookup txb_lookup(FullTransactionId fxid, TxbState *state);
-extern void txb_report_not_yet_seen(FullTransactionId fxid);
 extern void txb_state_datums(Oid enumtype, Datum *values);
 
 /* barrier_token.c */
@@ -55,8 +57,6 @@ extern void txb_warn_if_snapshot_hides(FullTransactionId fxid, TxbState state);
 /* barrier_xact.c */
 extern void txb_xact_init(void);
 extern void txb_xact_note_enqueue(void);
-extern bool txb_xact_token_durable(FullTransactionId fxid);
-extern void txb_xact_note_durable(FullTransactionId fxid);
 
 /* barrier_monitor.c */
 typedef enum TxbCounter
@@ -73,24 +73,17 @@ typedef enum TxbCounter
 	TXB_NUM_COUNTERS
 } TxbCounter;
 
-/*
- * Hot standby wake-ups, when preloaded: one waiting backend at a time (the
- * poller) watches replay progress and wakes the others through the
- * condition variable, so that idle waiters do not all poll.
- */
-typedef struct TxbReplayWake
-{
-	pg_atomic_uint32 poller_pid;	/* 0: nobody polls */
-	pg_atomic_uint64 replay_lsn;	/* replay position the poller last saw */
-	ConditionVariable replay_cv;	/* broadcast when it advanced */
-} TxbReplayWake;
-
 extern void txb_monitor_init(void);
-extern TxbReplayWake *txb_replay_wake(void);
-extern void txb_replay_release(void);
 extern void txb_count(TxbCounter c, uint64 delta);
 extern void txb_count_wait(TxbState state);
 extern void txb_monitor_wait_begin(FullTransactionId fxid);
 extern void txb_monitor_wait_end(void);
 
-#endif							/* TX_BARRIER_H */
+/* barrier_standby.c */
+extern void txb_standby_init(void);
+extern XLogRecPtr txb_standby_seen(void);
+extern void txb_standby_sleep(XLogRecPtr seen, bool has_deadline,
+							  TimestampTz deadline);
+extern void txb_standby_release(void);
+
+#endif							/* BARRIER_INTERNAL_H */
