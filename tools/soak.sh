@@ -14,8 +14,8 @@
 #
 #   tools/soak.sh [--minutes N | --seconds N]   (default: 1 minute)
 #
-# Runs its own server from $PG_BINDIR (default PostgreSQL 15), which must
-# have the extension installed.  Prints its figures and ends with
+# Runs its own server of the PostgreSQL that PG_CONFIG names (default: the
+# host's 15), which must have the extension installed.  Prints its figures and ends with
 # "soak: N passed, N failed" over its checks; exits non-zero on failure.
 set -uo pipefail
 
@@ -33,25 +33,22 @@ case "${1:-}" in
 	;;
 esac
 
-work=$(mktemp -d /tmp/txb-soak.XXXXXX)
-chown postgres: "$work" 2>/dev/null || true
-port=$(txb_free_port) || exit 1
+txb_scratch work soak || exit 1
 tokens=$work/tokens
 burned=$work/burned
-touch "$tokens" "$burned"
-chown postgres: "$tokens" "$burned" 2>/dev/null || true
+txb_as_owner touch "$tokens" "$burned"
 pids=()
-cleanup() {
+stop_clients() {
+	local p
 	for p in "${pids[@]}"; do
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
-	txb_cluster_stop "$work"
-	rm -rf "$work"
+	pids=()
 }
-trap cleanup EXIT
+trap 'stop_clients; txb_run_on_exit' EXIT
 
-txb_cluster_start "$work" "$port" "shared_preload_libraries = 'tx_barrier'" \
+txb_cluster_start_free "$work" port "shared_preload_libraries = 'tx_barrier'" \
 	"restart_after_crash = off" "log_min_messages = warning" || exit 1
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 psql=("$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1)
@@ -157,10 +154,8 @@ while [ $SECONDS -lt $end ]; do
 	wait "${pids[@]}" 2>/dev/null
 	pids=()
 	crashes=$((crashes + 1))
-	if ! txb_as_owner "$PG_BINDIR/pg_ctl" -D "$work/data" -l "$work/server.log" \
-		-w -t 60 start >/dev/null 2>&1; then
+	if ! txb_cluster_run "$work"; then
 		recover_failed=1
-		tail -n 30 "$work/server.log" >&2
 		break
 	fi
 	# Did the server hand out again an xid used before the crash?
