@@ -29,10 +29,12 @@ flavours=("$@")
 [ ${#flavours[@]} -gt 0 ] || flavours=(asan cassert)
 layers=${TXB_SANITIZE_LAYERS:-regress isolation tap}
 
-# Leaks at exit are by design in the postmaster and the client programs;
-# everything else aborts the process with a stack, logged per process.
+# Leaks at exit are by design in the postmaster and the client programs
+# (pg_config included: with leak checks on it fails, and the helpers would
+# fall back to another server); everything else aborts the process with a
+# stack, logged per process.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:print_stacktrace=1:disable_coredump=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-asan_options=detect_leaks=0:abort_on_error=1:print_stacktrace=1:disable_coredump=1
 
 total_passed=0
 total_failed=0
@@ -52,8 +54,12 @@ sanitize_flavour() {
 		export TXB_SRC=$work/src
 		mkdir -p "$TXB_RESULTS" "$TXB_SRC" "$work/pg" "$work/san"
 		if [ "$flavour" = asan ]; then
-			export ASAN_OPTIONS=$asan_options:log_path=$work/san/asan
+			export ASAN_OPTIONS=$ASAN_OPTIONS:log_path=$work/san/asan
 			export UBSAN_OPTIONS=$UBSAN_OPTIONS:log_path=$work/san/ubsan
+		fi
+		if [ "$PG_BINDIR" != "$("$pgc" --bindir)" ]; then
+			echo "sanitize: $flavour: $pgc does not run" >&2
+			exit 1
 		fi
 
 		(cd "$TXB_ROOT" && tar --exclude=.git --exclude='tmp_check' --exclude='results' \
@@ -75,6 +81,12 @@ sanitize_flavour() {
 		}
 		export PGHOST=$work/pg PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 		export PATH="$PG_BINDIR:$PATH"
+		# The server under test, with assertions on, not some other one.
+		if [ "$(psql -XAtc 'SELECT current_setting($$server_version_num$$)::int / 10000 || $$ $$ || current_setting($$debug_assertions$$)')" != "$major on" ]; then
+			echo "sanitize: $flavour: the server started is not PostgreSQL $major with assertions" >&2
+			echo "0 1" >"$sum_dir/$flavour-server"
+			exit 1
+		fi
 
 		for name in $layers; do
 			for layer in "$TXB_ROOT"/tools/layers/[0-9][0-9]-"$name".sh; do
