@@ -6,17 +6,20 @@
 # answers; every few seconds the server is crashed (pg_ctl -m immediate)
 # and restarted, so transactions in flight are lost and their unlogged xids
 # are handed out again (a third kind of client burns xids with
-# synchronous_commit off, so that the crash loses some).  At the end every published token's state must
-# agree with the rows actually present (a token's row is inserted in the
-# (sub)transaction that took it, so it exists exactly when the token
-# committed), every recorded answer likewise, and no token may have been
-# published twice (an xid reused after a crash must not alias a token).
+# synchronous_commit off, so that the crash loses some).  At the end every
+# published token's state must agree with the rows actually present (a
+# token's row is inserted in the (sub)transaction that took it, so it
+# exists exactly when the token committed), every recorded answer
+# likewise; no token may have been published twice (an xid reused after a
+# crash must not alias a token), and no client statement may fail with an
+# ERROR (a crash costs connections, nothing else).
 #
 #   tools/soak.sh [--minutes N | --seconds N]   (default: 1 minute)
 #
 # Runs its own server of the PostgreSQL that PG_CONFIG names (default: the
-# host's 15), which must have the extension installed.  Prints its figures and ends with
-# "soak: N passed, N failed" over its checks; exits non-zero on failure.
+# host's 15), which must have the extension installed.  Prints its figures
+# and ends with "soak: N passed, N failed" over its checks; exits non-zero
+# on failure.
 set -uo pipefail
 
 TXB_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -166,6 +169,10 @@ while [ $SECONDS -lt $end ]; do
 	fi
 done
 
+# The crashes cost clients their connections (FATAL, "server closed the
+# connection"), never an ERROR: a waiter's spurious 57014 shows here.
+grep -m 5 'ERROR:' "$work/pgbench.log" >&2
+client_errors=$(grep -c 'ERROR:' "$work/pgbench.log")
 grep -m 5 -E 'TRAP|AddressSanitizer|runtime error|PANIC' "$work/server.log" >&2
 sanitizer=$(grep -cE 'TRAP|AddressSanitizer|runtime error' "$work/server.log")
 
@@ -192,7 +199,7 @@ read -r published duplicates wrong_final answered wrong_answers < <("${psql[@]}"
 
 echo "soak: ${seconds}s, $crashes crashes survived ($reused reused lost xids)," \
 	"$published tokens checked, $duplicates published twice, $wrong_final wrong states;" \
-	"$answered waits answered, $wrong_answers wrong answers"
+	"$answered waits answered, $wrong_answers wrong answers, $client_errors client errors"
 
 passed=0
 failed=0
@@ -210,6 +217,7 @@ check "$([ "$published" -ge 100 ] && echo 0 || echo 1)" "at least 100 tokens pub
 check "$duplicates" "no token published twice"
 check "$wrong_final" "every token's state agrees with its row"
 check "$wrong_answers" "every recorded wait answer agrees with the rows"
+check "$client_errors" "no statement of a producer or waiter failed with an ERROR"
 check "$sanitizer" "no assertion failure or sanitizer report in the server log"
 echo "soak: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
