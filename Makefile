@@ -12,7 +12,13 @@ OBJS = \
 	extension/barrier_xact.o
 
 EXTENSION = tx_barrier
-DATA = extension/tx_barrier--1.0.sql
+# The one version source: the control file, client/, debian/ and META.json
+# are checked against it (tools/layers/06-release.sh).
+EXTVERSION = 1.1
+# extension/ holds the released install scripts (immutable) and the upgrade
+# scripts; the current version's is built from extension/tx_barrier.sql.
+DATA = $(wildcard extension/tx_barrier--*.sql)
+DATA_built = tx_barrier--$(EXTVERSION).sql
 PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
 REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
@@ -36,3 +42,11 @@ include $(PGXS)
 # PGXS tracks no header dependencies unless the server was configured with
 # --enable-depend.
 $(OBJS): extension/barrier_internal.h extension/barrier_compat.h
+
+tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
+	cp $< $@
+
+# The PGXN distribution: the committed tree at HEAD (RELEASING in README.md).
+PGXN_ZIP ?= tx_barrier-$(EXTVERSION).zip
+dist:
+	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ -o $(PGXN_ZIP) HEAD

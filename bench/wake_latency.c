@@ -39,6 +39,10 @@
  * Usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US
  *                     [WAITER_CONNINFO]]]]
  *
+ * TXB_WAKE_WAIT_SQL and TXB_WAKE_POLL_SQL, when set, replace the two
+ * statements above (with $1 the token), e.g. to wait with a timeout or to
+ * poll the portable edition, whose tokens are not xids.
+ *
  * Build: cc -O2 -pthread -I$(pg_config --includedir) wake_latency.c \
  *            -L$(pg_config --libdir) -lpq -o wake_latency
  */
@@ -63,6 +67,8 @@ enum method
 };
 
 static const char *const method_name[M_COUNT] = {"barrier_wait", "poll 1 ms"};
+static const char *wait_sql = "SELECT barrier_wait($1::xid8)";
+static const char *poll_sql = "SELECT pg_xact_status($1::xid8)";
 
 /* One waiter thread and its connection. */
 typedef struct waiter
@@ -168,7 +174,7 @@ waiter_main(void *arg)
 
 		if (w->method == M_WAIT)
 		{
-			r = PQexecParams(w->conn, "SELECT barrier_wait($1::xid8)", 1,
+			r = PQexecParams(w->conn, wait_sql, 1,
 							 NULL, params, NULL, NULL, 0);
 			t = now_ns();
 			if (PQresultStatus(r) == PGRES_TUPLES_OK)
@@ -181,7 +187,7 @@ waiter_main(void *arg)
 		{
 			for (;;)
 			{
-				r = PQexecParams(w->conn, "SELECT pg_xact_status($1::xid8)", 1,
+				r = PQexecParams(w->conn, poll_sql, 1,
 								 NULL, params, NULL, NULL, 0);
 				t = now_ns();
 				polls++;
@@ -281,6 +287,10 @@ main(int argc, char **argv)
 	conninfo = argv[1];
 	waiter_conninfo = argc > 5 ? argv[5] : conninfo;
 	standby = argc > 5;
+	if (getenv("TXB_WAKE_WAIT_SQL"))
+		wait_sql = getenv("TXB_WAKE_WAIT_SQL");
+	if (getenv("TXB_WAKE_POLL_SQL"))
+		poll_sql = getenv("TXB_WAKE_POLL_SQL");
 	if (argc > 2)
 		iters = atoi(argv[2]);
 	if (argc > 3)

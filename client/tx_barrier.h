@@ -64,8 +64,8 @@
 extern "C" {
 #endif
 
-#define TXB_VERSION "1.0.0"
-#define TXB_VERSION_NUM 10000	/* major * 10000 + minor * 100 + patch */
+#define TXB_VERSION "1.1.0"
+#define TXB_VERSION_NUM 10100	/* major * 10000 + minor * 100 + patch */
 
 /* Longest text form of a token (UINT64_MAX has 20 digits). */
 #define TXB_TOKEN_MAXLEN 20

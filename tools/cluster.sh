@@ -198,3 +198,22 @@ txb_wait_blocked() {
 		    OR wait_event IN ('Extension', 'TxBarrierStandbyWait', 'WaitForWalReplay'))"
 	txb_wait_for "$PG_BINDIR/psql -X -At $(printf '%q ' "$@") -c \"$q\"" t
 }
+
+# txb_install_barrier DB: makes the barrier functions callable, unqualified,
+# in database DB.  By default CREATE EXTENSION tx_barrier; when
+# TXB_INSTALL_SQL names an install script (the portable edition,
+# portable/tx_barrier_portable.sql), that script runs instead, into schema
+# tx_barrier, which then goes on DB's search_path.  Client test layers call
+# this so that they can run against either edition.
+txb_install_barrier() {
+	local db=$1
+	if [ -z "${TXB_INSTALL_SQL:-}" ]; then
+		psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c 'CREATE EXTENSION tx_barrier'
+		return
+	fi
+	psql -X -q -v ON_ERROR_STOP=1 -d "$db" -v schema=tx_barrier \
+		-f "$TXB_INSTALL_SQL" &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+			-c "ALTER DATABASE \"$db\" SET search_path = \"\$user\", public, tx_barrier" \
+			-c "GRANT USAGE ON SCHEMA tx_barrier TO PUBLIC"
+}

@@ -19,7 +19,15 @@ PACKAGES=(
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
 	python3-redis python3-pip python3-setuptools
+	# Debian packages (tools/layers/80-package.sh) and the PGXN zip
+	debhelper dpkg-dev fakeroot postgresql-server-dev-all dh-python python3-all
+	pybuild-plugin-pyproject lintian mmdebstrap zip unzip
 )
+# Node.js client tests: Debian's nodejs and npm, unless a node and npm are
+# already installed (Debian's npm conflicts with NodeSource's nodejs).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

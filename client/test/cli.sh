@@ -160,7 +160,7 @@ case "$out" in *Usage:*status*wait-all*run*) ok 0 "--help describes the commands
 t -?
 expect "-? is --help" 0
 t --version
-expect "--version" 0 "txb (tx_barrier) 1.0.0"
+expect "--version" 0 "txb (tx_barrier) $(sed -n 's/^EXTVERSION *= *//p' "$here/../../Makefile").0"
 t
 expect "no arguments" 3
 err_has "no command given" "no arguments: says so"

@@ -10,6 +10,7 @@
 #                built outside the repo that waits on a token made
 #                on another connection                               (3 tests)
 . "$TXB_ROOT/tools/results.sh"
+. "$TXB_ROOT/tools/cluster.sh"
 set -u
 
 src="$TXB_SRC/client"
@@ -42,8 +43,7 @@ if ! psql -X -q -v ON_ERROR_STOP=1 \
 	-c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" \
 	-c "DROP DATABASE IF EXISTS $NOEXT" -c "CREATE DATABASE $NOEXT" \
 	>"$logs/setup.log" 2>&1 ||
-	! psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c 'CREATE EXTENSION tx_barrier' \
-		>>"$logs/setup.log" 2>&1; then
+	! txb_install_barrier "$DB" >>"$logs/setup.log" 2>&1; then
 	fail "create the test databases" "$logs/setup.log"
 	finish
 fi
@@ -99,8 +99,9 @@ fi
 
 # ------------------------------------------------------------------ e2e
 # The installed library (tools/install.sh ran before the layers).
-if [ "$(pkg-config --modversion tx_barrier 2>/dev/null)" = 1.0.0 ] &&
-	[ "$(txb --version 2>/dev/null)" = "txb (tx_barrier) 1.0.0" ] &&
+version="$(sed -n 's/^EXTVERSION *= *//p' "$TXB_ROOT/Makefile").0"
+if [ "$(pkg-config --modversion tx_barrier 2>/dev/null)" = "$version" ] &&
+	[ "$(txb --version 2>/dev/null)" = "txb (tx_barrier) $version" ] &&
 	[ -f "$(pkg-config --variable=prefix tx_barrier)/share/man/man1/txb.1" ]; then
 	pass "installed: pkg-config module, txb on PATH, man page"
 else

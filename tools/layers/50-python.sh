@@ -58,7 +58,7 @@ export PYTHONPATH="$dir/site:$src/tests"
 for db in "$TXB_PY_DB" "$TXB_PY_DB_OTHER"; do
 	psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 		-c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" &&
-		psql -X -q -v ON_ERROR_STOP=1 -d "$db" -c "CREATE EXTENSION tx_barrier" ||
+		txb_install_barrier "$db" ||
 		fail_setup "cannot create database $db"
 done
 (cd "$src/tests" && $PY -c '

@@ -1,5 +1,6 @@
 """tx_barrier's SQL helpers and connection handling, against a real server
 (no broker, no worker)."""
+import os
 import threading
 import unittest
 
@@ -9,6 +10,11 @@ from django.db import connections, transaction
 
 import tx_barrier
 from tx_barrier import db as txdb
+
+# The portable edition (portable/, installed by TXB_INSTALL_SQL) differs
+# where its README says so: a token carries only the low 32 bits of the
+# xid, and markers live in one database.
+PORTABLE = bool(os.environ.get("TXB_INSTALL_SQL"))
 
 
 class CoreTest(unittest.TestCase):
@@ -81,7 +87,10 @@ class CoreTest(unittest.TestCase):
             top = txdb.producer_token()
             xid = connections["default"].cursor()
             xid.execute("SELECT pg_current_xact_id()::text")
-            self.assertEqual(top, xid.fetchone()[0])
+            if PORTABLE:
+                self.assertEqual(int(top) % 2**32, int(xid.fetchone()[0]) % 2**32)
+            else:
+                self.assertEqual(top, xid.fetchone()[0])
             with transaction.atomic():
                 sub = txdb.producer_token()
             self.assertNotEqual(top, sub)       # the savepoint's own xid
@@ -105,7 +114,7 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(txdb.worker_wait(token, 1, "plain", conf),
                          tx_barrier.COMMITTED)
         self.assertEqual(txdb.worker_wait(token, 1, "other", conf),
-                         tx_barrier.COMMITTED)
+                         tx_barrier.ABORTED if PORTABLE else tx_barrier.COMMITTED)
         self.assertEqual(txdb.worker_wait(token, 1, None, {}),
                          tx_barrier.COMMITTED)
 

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The Node.js client and its BullMQ integration (client/node) end to end:
+# the package's dependencies installed with `npm ci` from the committed
+# lockfile, a database with the extension (and one without), a real Redis,
+# a real PgBouncer in transaction pooling mode, and the `node --test` suite,
+# which starts real BullMQ workers and producers in child processes.  Each
+# node test counts as one pass or failure (parsed from the TAP reporter).
+. "$TXB_ROOT/tools/results.sh"
+. "$TXB_ROOT/tools/cluster.sh"
+
+src="$TXB_SRC/client/node"
+dir="$TXB_WORK/node"
+mkdir -p "$dir/redis" "$dir/pgbouncer"
+log="$dir/node-test.log"
+export PGDATABASE=txb_node TXB_NODE_DB_NOEXT=txb_node_noext
+
+redis_pid=
+bouncer_pid=
+stop_all() {
+	local pid
+	# runuser does not pass signals on: stop pgbouncer by its own pid.
+	if [ -s "$dir/pgbouncer/pgbouncer.pid" ]; then
+		kill -TERM "$(cat "$dir/pgbouncer/pgbouncer.pid")" 2>/dev/null
+	fi
+	for pid in "$bouncer_pid" "$redis_pid"; do
+		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+		fi
+	done
+}
+trap stop_all EXIT
+
+passed=0
+failed=0
+fail_setup() {
+	echo "node layer: $*" >&2
+	txb_result node "$passed" $(( failed + 1 ))
+	exit 1
+}
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	fail_setup "node and npm are needed (tools/deps.sh installs them)"
+fi
+echo "node $(node --version), npm $(npm --version 2>/dev/null)"
+
+# 1. Dependencies, exactly as locked.
+if (cd "$src" && npm ci --no-audit --no-fund) >"$dir/npm-ci.log" 2>&1 &&
+	[ -d "$src/node_modules/bullmq" ] && [ -d "$src/node_modules/pg" ]; then
+	echo "npm ci: ok"
+	passed=$(( passed + 1 ))
+else
+	cat "$dir/npm-ci.log"
+	fail_setup "npm ci failed"
+fi
+
+# 2. A database with the extension and the tests' tables, and one without.
+if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "DROP DATABASE IF EXISTS txb_node WITH (FORCE)" -c "CREATE DATABASE txb_node" \
+	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" ||
+	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node <<'EOF'
+CREATE EXTENSION tx_barrier;
+CREATE TABLE node_items (id bigint PRIMARY KEY);
+CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name text,
+						visible bool, waits int, at timestamptz DEFAULT clock_timestamp());
+CREATE TABLE node_failures (id bigserial PRIMARY KEY, queue text, job_id text,
+							err_name text, message text, attempts_made int);
+EOF
+then
+	fail_setup "cannot create the databases"
+fi
+
+# 3. Redis, on a free port of 127.0.0.1, without persistence.
+rport=$(txb_free_port) || fail_setup "no free port for redis"
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+	--dir "$dir/redis" --logfile "$dir/redis/redis.log" --daemonize no &
+redis_pid=$!
+export TXB_REDIS_URL="redis://127.0.0.1:$rport"
+for _ in $(seq 1 100); do
+	[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
+	kill -0 "$redis_pid" 2>/dev/null || break
+	sleep 0.1
+done
+[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] ||
+	fail_setup "redis did not start: $(cat "$dir/redis/redis.log")"
+
+# 4. PgBouncer in transaction pooling mode in front of the shared server
+# (it refuses to run as root: it runs as the server's owner).
+bport=$(txb_free_port) || fail_setup "no free port for pgbouncer"
+echo '"postgres" ""' >"$dir/pgbouncer/userlist.txt"
+cat >"$dir/pgbouncer/pgbouncer.ini" <<EOF
+[databases]
+txb_node = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=txb_node pool_size=4
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bport
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/pgbouncer/userlist.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 4
+query_wait_timeout = 60
+server_check_delay = 0
+logfile = $dir/pgbouncer/pgbouncer.log
+pidfile = $dir/pgbouncer/pgbouncer.pid
+EOF
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir/pgbouncer"
+txb_as_owner /usr/sbin/pgbouncer "$dir/pgbouncer/pgbouncer.ini" \
+	>"$dir/pgbouncer/pgbouncer.out" 2>&1 &
+bouncer_pid=$!
+export TXB_PGBOUNCER_PORT=$bport
+for _ in $(seq 1 100); do
+	psql -X -Atq -h 127.0.0.1 -p "$bport" -d txb_node -c 'SELECT 1' >/dev/null 2>&1 && break
+	kill -0 "$bouncer_pid" 2>/dev/null || break
+	sleep 0.1
+done
+psql -X -Atq -h 127.0.0.1 -p "$bport" -d txb_node -c 'SELECT 1' >/dev/null 2>&1 ||
+	fail_setup "pgbouncer did not start: $(cat "$dir/pgbouncer/pgbouncer.out" "$dir/pgbouncer/pgbouncer.log" 2>/dev/null)"
+
+# 5. The tests, one file at a time (they share the databases and Redis);
+# Debian's node 18 has no --test-concurrency (and runs one file per core).
+serial=
+node --test-concurrency=1 -e 0 2>/dev/null && serial=--test-concurrency=1
+(cd "$src" && timeout -s TERM -k 10 "${TXB_NODE_TIMEOUT:-600}" \
+	node --test $serial --test-reporter=tap test/*.test.mjs) >"$log" 2>&1
+rc=$?
+cat "$log"
+
+# Node's TAP output: one "ok N - name" / "not ok N - name" per test, indented
+# four spaces per level of nesting (test files are not levels of their own).
+# A skipped test (# SKIP) counts as failed: the layer provides everything.
+ok=$(grep -E '^ *ok [0-9]+ - ' "$log" | grep -vc '# SKIP')
+bad=$(( $(grep -cE '^ *not ok [0-9]+ - ' "$log") + $(grep -E '^ *ok [0-9]+ - ' "$log" | grep -c '# SKIP') ))
+if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1 # the run died (timeout) without reporting a failed test
+fi
+if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
+	bad=1
+fi
+stop_all
+trap - EXIT
+txb_result node $(( passed + ok )) $(( failed + bad ))
+[ "$bad" -eq 0 ] && [ "$rc" -eq 0 ]
