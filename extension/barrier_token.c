@@ -46,6 +46,7 @@
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "catalog/pg_control.h"
+#include "miscadmin.h"
 #include "replication/syncrep.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
@@ -174,8 +175,16 @@ txb_token_wal_durable(XLogRecPtr lsn)
 	if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
 	{
 		XLogFlush(lsn);
-		/* Waits only for remote flush, never apply: nothing to apply. */
+
+		/*
+		 * Waits only for remote flush, never apply: nothing to apply.  Like
+		 * a commit, with interrupts held: SyncRepWaitForLSN handles a cancel
+		 * or termination itself, leaving the queue first, where an error
+		 * thrown from inside it would leave this backend queued.
+		 */
+		HOLD_INTERRUPTS();
 		SyncRepWaitForLSN(lsn, false);
+		RESUME_INTERRUPTS();
 		if (!txb_syncrep_confirmed(lsn))
 			ereport(ERROR,
 					(errcode(ERRCODE_QUERY_CANCELED),

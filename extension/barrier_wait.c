@@ -92,7 +92,7 @@ txb_lock_wait(TransactionId xid, bool has_deadline, TimestampTz deadline)
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	int			save_lock_timeout = LockTimeout;
-	bool		finished = true;
+	volatile bool finished = true;	/* set in PG_CATCH, read after it */
 
 	/*
 	 * ProcSleep arms the lock timeout itself when lock_timeout is set, which
