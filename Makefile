@@ -36,3 +36,8 @@ include $(PGXS)
 # PGXS tracks no header dependencies unless the server was configured with
 # --enable-depend.
 $(OBJS): extension/barrier_internal.h extension/barrier_compat.h
+
+# Regenerates docs/benchmarks.md and its plots (bench/compare.sh; as root).
+.PHONY: bench
+bench:
+	bench/compare.sh
