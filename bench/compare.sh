@@ -67,7 +67,6 @@ median() {
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
 
 q "CREATE EXTENSION tx_barrier"
-q "CREATE TABLE txb_bench_marker (token xid8 PRIMARY KEY)"
 START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$OUT/benchmarks"
@@ -83,7 +82,8 @@ grep -h '^RESULT method=' "$W/wake-commit.out" "$W/wake-abort.out" >"$W/wake.res
 cat "$W/wake.results"
 # wres METHOD OUTCOME FIELD
 wres() {
-	sed -n "s/^RESULT method=$1 outcome=$2 .*[ ]$3=\([^ ]*\).*/\1/p" "$W/wake.results"
+	awk -v m="method=$1" -v o="outcome=$2" -v f="$3" '$2 == m && $3 == o {
+		for (i = 4; i <= NF; i++) if (index($i, f "=") == 1) print substr($i, length(f) + 2) }' "$W/wake.results"
 }
 
 # ---------------------------------------------------------------- 2. cost
