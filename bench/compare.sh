@@ -165,11 +165,12 @@ ncol=$(($(echo $CLIENT_COUNTS | wc -w) + 1))
 gnuplot <<EOF
 set terminal pngcairo size 900,500 noenhanced font ",10"
 set output '$OUT/benchmarks/producer-cost.png'
+set datafile separator '\t'
 set title 'Producer throughput, TPC-B-like + one statement: median tps / baseline median tps'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set yrange [0:1.3]
+set yrange [0:*]
 set ylabel 'ratio to pg_current_xact_id() baseline'
 set grid y
 set key top right
