@@ -43,6 +43,26 @@
  * statements above (with $1 the token), e.g. to wait with a timeout or to
  * poll the portable edition, whose tokens are not xids.
  *
+ * The alternatives an application uses today (bench/compare.sh), chosen
+ * with TXB_WAKE_METHODS, a comma-separated list of (default "wait,poll"):
+ *
+ *   wait     barrier_wait, as above
+ *   poll     pg_xact_status every POLL_US (as above)
+ *   poll10   pg_xact_status every 10 ms
+ *   marker   the marker row: the producer inserts a row carrying the token
+ *            in its transaction (txb_bench_marker); the worker looks for it
+ *            and retries every 100 ms until it sees it.  An abort is never
+ *            seen: the worker retries until it gives up.
+ *   notify   LISTEN/NOTIFY: pg_notify('txb_bench', token) in the
+ *            producer's transaction; the listener wakes when the
+ *            notification arrives, i.e. after COMMIT.  An abort sends none.
+ *
+ * TXB_WAKE_ABORT=1 ends every producer transaction with ROLLBACK instead
+ * (expected answer 'aborted'; only wait, poll and poll10 can tell).
+ * TXB_WAKE_RAW=FILE appends every latency as "method outcome us" lines,
+ * and each method's figures are printed as a line
+ * "RESULT method=... outcome=... p50=... p90=... p99=... max=... n=...".
+ *
  * Build: cc -O2 -pthread -I$(pg_config --includedir) wake_latency.c \
  *            -L$(pg_config --libdir) -lpq -o wake_latency
  */
@@ -51,6 +71,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/select.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,10 +84,20 @@ enum method
 {
 	M_WAIT,
 	M_POLL,
+	M_POLL10,
+	M_MARKER,
+	M_NOTIFY,
 	M_COUNT
 };
 
-static const char *const method_name[M_COUNT] = {"barrier_wait", "poll 1 ms"};
+static const char *const method_name[M_COUNT] = {"barrier_wait", "poll 1 ms",
+"poll 10 ms", "marker 100 ms", "LISTEN/NOTIFY"};
+static const char *const method_key[M_COUNT] = {"wait", "poll", "poll10",
+"marker", "notify"};
+static bool enabled[M_COUNT] = {true, true, false, false, false};
+static const char *marker_sql =
+"SELECT CASE WHEN EXISTS (SELECT FROM txb_bench_marker WHERE token = $1::xid8)"
+" THEN 'committed' ELSE 'in progress' END";
 static const char *wait_sql = "SELECT barrier_wait($1::xid8)";
 static const char *poll_sql = "SELECT pg_xact_status($1::xid8)";
 
@@ -172,7 +203,47 @@ waiter_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		params[0] = token;
 
-		if (w->method == M_WAIT)
+		if (w->method == M_NOTIFY)
+		{
+			/* Listening already: ready at once; wait for our payload. */
+			pthread_mutex_lock(&w->mu);
+			w->ready = gen;
+			pthread_cond_broadcast(&w->cv);
+			pthread_mutex_unlock(&w->mu);
+			for (;;)
+			{
+				PGnotify   *nt;
+				fd_set		fds;
+				int			sock = PQsocket(w->conn);
+				bool		ours = false;
+
+				if (!PQconsumeInput(w->conn))
+				{
+					snprintf(error, sizeof(error), "%s", PQerrorMessage(w->conn));
+					break;
+				}
+				while ((nt = PQnotifies(w->conn)) != NULL)
+				{
+					if (strcmp(nt->extra, token) == 0)
+						ours = true;
+					PQfreemem(nt);
+				}
+				if (ours)
+				{
+					t = now_ns();
+					snprintf(state, sizeof(state), "committed");
+					break;
+				}
+				FD_ZERO(&fds);
+				FD_SET(sock, &fds);
+				if (select(sock + 1, &fds, NULL, NULL, NULL) < 0 && errno != EINTR)
+				{
+					snprintf(error, sizeof(error), "select: %s", strerror(errno));
+					break;
+				}
+			}
+		}
+		else if (w->method == M_WAIT)
 		{
 			r = PQexecParams(w->conn, wait_sql, 1,
 							 NULL, params, NULL, NULL, 0);
@@ -187,8 +258,9 @@ waiter_main(void *arg)
 		{
 			for (;;)
 			{
-				r = PQexecParams(w->conn, poll_sql, 1,
-								 NULL, params, NULL, NULL, 0);
+				r = PQexecParams(w->conn,
+								 w->method == M_MARKER ? marker_sql : poll_sql,
+								 1, NULL, params, NULL, NULL, 0);
 				t = now_ns();
 				polls++;
 				if (PQresultStatus(r) != PGRES_TUPLES_OK)
@@ -281,6 +353,9 @@ main(int argc, char **argv)
 	int			n = 0;
 	PGresult   *r;
 	unsigned int seed = (unsigned int) getpid();
+	bool		abort_mode;
+	FILE	   *raw = NULL;
+	long		interval_us[M_COUNT];
 
 	if (argc < 2)
 		die("usage: wake_latency CONNINFO [ITERATIONS_PER_ROUND [ROUNDS [POLL_US [WAITER_CONNINFO]]]]");
@@ -291,6 +366,29 @@ main(int argc, char **argv)
 		wait_sql = getenv("TXB_WAKE_WAIT_SQL");
 	if (getenv("TXB_WAKE_POLL_SQL"))
 		poll_sql = getenv("TXB_WAKE_POLL_SQL");
+	if (getenv("TXB_WAKE_METHODS"))
+	{
+		char	   *list = strdup(getenv("TXB_WAKE_METHODS"));
+		char	   *save = NULL;
+
+		memset(enabled, 0, sizeof(enabled));
+		for (char *k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save))
+		{
+			int			m;
+
+			for (m = 0; m < M_COUNT && strcmp(k, method_key[m]) != 0; m++)
+				;
+			if (m == M_COUNT)
+				die("unknown method \"%s\" in TXB_WAKE_METHODS", k);
+			enabled[m] = true;
+		}
+		free(list);
+	}
+	abort_mode = getenv("TXB_WAKE_ABORT") && strcmp(getenv("TXB_WAKE_ABORT"), "1") == 0;
+	if (abort_mode && (enabled[M_MARKER] || enabled[M_NOTIFY]))
+		die("marker and notify cannot report an abort");
+	if (getenv("TXB_WAKE_RAW") && !(raw = fopen(getenv("TXB_WAKE_RAW"), "a")))
+		die("cannot open %s: %s", getenv("TXB_WAKE_RAW"), strerror(errno));
 	if (argc > 2)
 		iters = atoi(argv[2]);
 	if (argc > 3)
@@ -302,12 +400,24 @@ main(int argc, char **argv)
 
 	producer = connect_or_die(conninfo);
 	monitor = connect_or_die(waiter_conninfo);
+	interval_us[M_WAIT] = poll_us;
+	interval_us[M_POLL] = poll_us;
+	interval_us[M_POLL10] = 10000;
+	interval_us[M_MARKER] = 100000;
+	interval_us[M_NOTIFY] = poll_us;
+	if (enabled[M_MARKER])
+		PQclear(exec_or_die(producer, "CREATE TABLE IF NOT EXISTS txb_bench_marker "
+							"(token xid8 PRIMARY KEY)", PGRES_COMMAND_OK));
 	for (int m = 0; m < M_COUNT; m++)
 	{
 		memset(&w[m], 0, sizeof(w[m]));
+		if (!enabled[m])
+			continue;
 		w[m].method = m;
-		w[m].poll_us = poll_us;
+		w[m].poll_us = interval_us[m];
 		w[m].conn = connect_or_die(waiter_conninfo);
+		if (m == M_NOTIFY)
+			PQclear(exec_or_die(w[m].conn, "LISTEN txb_bench", PGRES_COMMAND_OK));
 		w[m].backend_pid = PQbackendPID(w[m].conn);
 		pthread_mutex_init(&w[m].mu, NULL);
 		pthread_cond_init(&w[m].cv, NULL);
@@ -337,14 +447,17 @@ main(int argc, char **argv)
 	{
 		PQclear(exec_or_die(producer, "SELECT barrier_enqueue()", PGRES_TUPLES_OK));
 		/* A standby cannot assign xids: ask about a frozen one there. */
-		PQclear(exec_or_die(w[M_WAIT].conn, standby ?
-							"SELECT barrier_wait('2')" :
-							"SELECT barrier_wait(pg_current_xact_id())",
-							PGRES_TUPLES_OK));
-		PQclear(exec_or_die(w[M_POLL].conn, standby ?
-							"SELECT pg_xact_status('2')" :
-							"SELECT pg_xact_status(pg_current_xact_id())",
-							PGRES_TUPLES_OK));
+		if (enabled[M_WAIT])
+			PQclear(exec_or_die(w[M_WAIT].conn, standby ?
+								"SELECT barrier_wait('2')" :
+								"SELECT barrier_wait(pg_current_xact_id())",
+								PGRES_TUPLES_OK));
+		for (int m = M_POLL; m <= M_POLL10; m++)
+			if (enabled[m])
+				PQclear(exec_or_die(w[m].conn, standby ?
+									"SELECT pg_xact_status('2')" :
+									"SELECT pg_xact_status(pg_current_xact_id())",
+									PGRES_TUPLES_OK));
 	}
 
 	for (int round = 0; round < rounds; round++)
@@ -362,8 +475,19 @@ main(int argc, char **argv)
 				char		pidbuf[16];
 				const char *pidparam[1] = {pidbuf};
 
+				if (!enabled[m])
+					continue;
 				PQclear(exec_or_die(producer, "BEGIN", PGRES_COMMAND_OK));
 				r = exec_or_die(producer, "SELECT barrier_enqueue()", PGRES_TUPLES_OK);
+				if (m == M_MARKER || m == M_NOTIFY)
+				{
+					const char *tok[1] = {PQgetvalue(r, 0, 0)};
+
+					PQclear(PQexecParams(producer, m == M_MARKER ?
+										 "INSERT INTO txb_bench_marker VALUES ($1::xid8)" :
+										 "SELECT pg_notify('txb_bench', $1)",
+										 1, NULL, tok, NULL, NULL, 0));
+				}
 
 				/* A standby must have replayed the token before polls ask. */
 				while (standby)
@@ -423,17 +547,23 @@ main(int argc, char **argv)
 				}
 
 				/* COMMIT at a random phase of the poll cycle. */
-				sleep_us(rand_r(&seed) % poll_us);
+				sleep_us(rand_r(&seed) % interval_us[m]);
 				sent = now_ns();
-				PQclear(exec_or_die(producer, "COMMIT", PGRES_COMMAND_OK));
+				PQclear(exec_or_die(producer, abort_mode ? "ROLLBACK" : "COMMIT",
+									PGRES_COMMAND_OK));
 				ack = now_ns();
 
 				pthread_mutex_lock(&x->mu);
 				while (x->done != gen)
 					pthread_cond_wait(&x->cv, &x->mu);
-				if (x->error[0] || strcmp(x->state, "committed") != 0)
+				if (x->error[0] ||
+					strcmp(x->state, abort_mode ? "aborted" : "committed") != 0)
 					die("%s answered \"%s\" %s", method_name[m], x->state,
 						x->error);
+				if (raw)
+					fprintf(raw, "%s %s %.1f\n", method_key[m],
+							abort_mode ? "abort" : "commit",
+							(x->answer_ns - ack) / 1000.0);
 				lat[m][round * iters + i] = x->answer_ns - ack;
 				lat_sent[m][round * iters + i] = x->answer_ns - sent;
 				total_polls += x->polls;
@@ -444,13 +574,17 @@ main(int argc, char **argv)
 
 		for (int m = 0; m < M_COUNT; m++)
 		{
+			if (!enabled[m])
+				continue;
 			memcpy(sorted, lat[m] + round * iters, sizeof(int64_t) * iters);
 			qsort(sorted, iters, sizeof(int64_t), cmp_i64);
 			round_p50[m][round] = pct_us(sorted, iters, 50);
 		}
-		printf("  round %d/%d: p50 barrier_wait %.1f us, poll %.1f us\n",
-			   round + 1, rounds, round_p50[M_WAIT][round],
-			   round_p50[M_POLL][round]);
+		printf("  round %d/%d: p50", round + 1, rounds);
+		for (int m = 0; m < M_COUNT; m++)
+			if (enabled[m])
+				printf(" %s %.1f us", method_name[m], round_p50[m][round]);
+		printf("\n");
 		fflush(stdout);
 		free(sorted);
 	}
@@ -469,6 +603,8 @@ main(int argc, char **argv)
 			   "p90", "p99", "max", "rounds-p50");
 		for (int m = 0; m < M_COUNT; m++)
 		{
+			if (!enabled[m])
+				continue;
 			qsort(lat[m], total, sizeof(int64_t), cmp_i64);
 			p50[m] = pct_us(lat[m], total, 50);
 			rp50[m] = median_d(round_p50[m], rounds);
@@ -481,6 +617,8 @@ main(int argc, char **argv)
 		printf("  same answers measured from the moment COMMIT was sent, in us:\n");
 		for (int m = 0; m < M_COUNT; m++)
 		{
+			if (!enabled[m])
+				continue;
 			qsort(lat_sent[m], total, sizeof(int64_t), cmp_i64);
 			printf("  %-14s %9.1f %9.1f %9.1f %9.1f %9.1f\n",
 				   method_name[m], lat_sent[m][0] / 1000.0,
@@ -494,8 +632,27 @@ main(int argc, char **argv)
 		printf("  poll loop: %.2f pg_xact_status calls per iteration on average\n",
 			   (double) total_polls / total);
 
-		/* Machine-readable line for run.sh. */
-		printf("RESULT wake wait_p50=%.1f wait_p90=%.1f wait_p99=%.1f wait_max=%.1f "
+		/* Machine-readable lines for compare.sh and run.sh. */
+		for (int m = 0; m < M_COUNT; m++)
+		{
+			double		sp[64];
+			double		lo,
+						hi;
+
+			if (!enabled[m])
+				continue;
+			memcpy(sp, round_p50[m], sizeof(double) * (rounds < 64 ? rounds : 64));
+			median_d(sp, rounds < 64 ? rounds : 64);
+			lo = sp[0];
+			hi = sp[(rounds < 64 ? rounds : 64) - 1];
+			printf("RESULT method=%s outcome=%s p50=%.1f p90=%.1f p99=%.1f "
+				   "max=%.1f n=%d round_p50_min=%.1f round_p50_max=%.1f\n",
+				   method_key[m], abort_mode ? "abort" : "commit", p50[m],
+				   pct_us(lat[m], total, 90), pct_us(lat[m], total, 99),
+				   lat[m][total - 1] / 1000.0, total, lo, hi);
+		}
+		if (enabled[M_WAIT] && enabled[M_POLL])
+			printf("RESULT wake wait_p50=%.1f wait_p90=%.1f wait_p99=%.1f wait_max=%.1f "
 			   "poll_p50=%.1f poll_p90=%.1f poll_p99=%.1f poll_max=%.1f "
 			   "wait_sent_p50=%.1f poll_sent_p50=%.1f ack_p50=%.1f n=%d\n",
 			   p50[M_WAIT], pct_us(lat[M_WAIT], total, 90),
@@ -509,6 +666,8 @@ main(int argc, char **argv)
 
 	for (int m = 0; m < M_COUNT; m++)
 	{
+		if (!enabled[m])
+			continue;
 		pthread_mutex_lock(&w[m].mu);
 		w[m].quit = true;
 		pthread_cond_broadcast(&w[m].cv);
@@ -516,6 +675,8 @@ main(int argc, char **argv)
 		pthread_join(th[m], NULL);
 		PQfinish(w[m].conn);
 	}
+	if (raw)
+		fclose(raw);
 	PQfinish(monitor);
 	PQfinish(producer);
 	return 0;

@@ -16,6 +16,8 @@ PACKAGES=(
 	valgrind clang libclang-rt-14-dev cppcheck clang-tidy
 	# scale-out tests
 	pgbouncer
+	# benchmark plots (bench/compare.sh)
+	gnuplot-nox
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
 	python3-redis python3-pip python3-setuptools python3-psycopg
