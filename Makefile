@@ -51,6 +51,7 @@ tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
 PGXN_ZIP ?= tx_barrier-$(EXTVERSION).zip
 dist:
 	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ -o $(PGXN_ZIP) HEAD
+
 # Regenerates docs/benchmarks.md and its plots (bench/compare.sh; as root).
 .PHONY: bench
 bench:

@@ -73,6 +73,13 @@ asan)
 	;;
 esac
 
+# One build of a prefix at a time: a second caller (the test runner's
+# background builder and a layer, say) waits for the first, then finds it
+# built.
+mkdir -p "$prefix_root"
+exec 9>"$prefix_root/.lock-$major-$flavour"
+flock 9
+
 # The stamp names what was built, so a new tarball or flag set rebuilds.
 stamp="$(sha256sum "$tarball" | cut -c1-16) ${configure_opts[*]} $cflags"
 if [ -x "$prefix/bin/pg_config" ] && [ "$(cat "$prefix/.txb-build" 2>/dev/null)" = "$stamp" ]; then

@@ -139,6 +139,28 @@ run_major() {
 	)
 }
 
+# The servers the matrix builds from source are built in the background,
+# at the lowest CPU priority, while the host's layers run, so that a fresh
+# machine does not wait for them one after the other; pg-build.sh's lock
+# makes a caller that needs one wait until it is there.  (Cached builds
+# come back at once.)
+if [ -z "$only_pg_config" ]; then
+	need=()
+	for major in $majors; do
+		var="TXB_PG_CONFIG_$major"
+		[ "$major" != 15 ] && [ -z "${!var:-}" ] && need+=("$major plain")
+	done
+	if [ ${#filters[@]} -eq 0 ] || printf '%s\n' "${filters[@]}" | grep -q sanitize; then
+		need=("16 asan" "${need[@]}")
+	fi
+	(
+		for b in "${need[@]}"; do
+			# shellcheck disable=SC2086
+			nice -n 19 "$TXB_ROOT/tools/pg-build.sh" $b >/dev/null 2>&1
+		done
+	) &
+fi
+
 # The host's server and the client library first: every layer needs them.
 if [ -z "$only_pg_config" ]; then
 	PG_CONFIG=$HOST_PG_CONFIG "$TXB_ROOT/tools/install.sh" || exit 1
@@ -163,6 +185,8 @@ for major in $majors; do
 		echo "0 1" >"$results_top/$major/run"
 	fi
 done
+
+wait	# the background builder, done by now
 
 # The table: one row per layer, one column per major, passed/failed.
 echo "=== summary (passed/failed; - = not run on that major)"
