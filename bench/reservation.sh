@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Producer cost of the token modes, beside the baseline, in one run:
 # pgbench's TPC-B-like transaction plus one call at its end (the token taken
-# late, as most applications take it), each variant run in turn within
-# every round so that all see the same machine noise.
+# late, as most applications take it; bench/tpcb_barrier.sql and
+# bench/tpcb_xactid.sql), each variant run in turn within every round so
+# that all see the same machine noise.
 #
 #   baseline      + SELECT pg_current_xact_id()
 #   durable       + SELECT barrier_enqueue()   (default: a record and flush
@@ -33,37 +34,17 @@ export PGHOST="$W/pg" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
 "$PG_BINDIR/psql" -X -q -c 'CREATE EXTENSION tx_barrier'
 "$PG_BINDIR/pgbench" -q -i -s "$SCALE" >/dev/null 2>&1
 
-# The TPC-B-like script with one more statement before COMMIT.
-script() {
-	cat <<-EOF
-		\\set aid random(1, 100000 * :scale)
-		\\set bid random(1, 1 * :scale)
-		\\set tid random(1, 10 * :scale)
-		\\set delta random(-5000, 5000)
-		BEGIN;
-		UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
-		SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
-		UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
-		UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
-		INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
-		$1
-		END;
-	EOF
-}
-script 'SELECT pg_current_xact_id();' >"$W/baseline.sql"
-script 'SELECT barrier_enqueue();' >"$W/barrier.sql"
-
 variants="baseline durable reservation relaxed"
 run() {
-	local v=$1 file=barrier.sql reservation=off durable=on
+	local v=$1 file=tpcb_barrier.sql reservation=off durable=on
 	case $v in
-	baseline) file=baseline.sql ;;
+	baseline) file=tpcb_xactid.sql ;;
 	reservation) reservation=on ;;
 	relaxed) durable=off ;;
 	esac
 	"$PG_BINDIR/psql" -X -q -c "ALTER SYSTEM SET tx_barrier.token_reservation = $reservation" \
 		-c "ALTER SYSTEM SET tx_barrier.durable_tokens = $durable" -c 'SELECT pg_reload_conf()' >/dev/null
-	"$PG_BINDIR/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_RUN" -f "$W/$file" 2>/dev/null |
+	"$PG_BINDIR/pgbench" -n -c "$CLIENTS" -j 2 -T "$SECONDS_RUN" -f "$TXB_ROOT/bench/$file" 2>/dev/null |
 		sed -n 's/^tps = \([0-9.]*\).*/\1/p'
 }
 
