@@ -37,7 +37,7 @@ SCALE=${TXB_BENCH_SCALE:-10}
 OUT=${TXB_BENCH_OUT:-$TXB_ROOT/docs}
 WAKE_COMMIT_METHODS=wait,poll,poll10,marker,notify
 WAKE_ABORT_METHODS=wait,poll,poll10
-VARIANTS=(baseline late-durable late-relaxed early-durable early-relaxed marker)
+VARIANTS=(baseline late-durable late-reservation late-relaxed early-durable early-reservation early-relaxed marker)
 
 if [ "${TXB_BENCH_NO_INSTALL:-0}" != 1 ]; then
 	"$TXB_ROOT/tools/deps.sh"
@@ -53,7 +53,8 @@ cc -O2 -Wall -pthread -I"$("$PG_CONFIG" --includedir)" "$BENCH/wake_latency.c" \
 	-L"$("$PG_CONFIG" --libdir)" -lpq -o "$W/wake_latency"
 mkdir "$W/pg"
 # As bench/run.sh: no timed checkpoint or autovacuum lands in only some runs.
-SERVER_CONF=("checkpoint_timeout = 30min" "max_wal_size = 8GB" "autovacuum = off")
+SERVER_CONF=("checkpoint_timeout = 30min" "max_wal_size = 8GB" "autovacuum = off"
+	"shared_preload_libraries = 'tx_barrier'")
 txb_cluster_start_free "$W/pg" PORT "${SERVER_CONF[@]}"
 export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 unset PGOPTIONS PGSERVICE PGPASSWORD 2>/dev/null || true
@@ -91,12 +92,19 @@ echo "== 2. producer cost (pgbench TPC-B-like, scale $SCALE, $ROUNDS_N rounds x 
 "$PGBENCH" -i -q -s "$SCALE" >"$W/pgbench-init.log" 2>&1 || { cat "$W/pgbench-init.log"; exit 1; }
 q "VACUUM ANALYZE"
 declare -A SCRIPT=([baseline]=tpcb_xactid.sql [late-durable]=tpcb_barrier.sql
-	[late-relaxed]=tpcb_barrier.sql [early-durable]=tpcb_barrier_first.sql
+	[late-reservation]=tpcb_barrier.sql [late-relaxed]=tpcb_barrier.sql
+	[early-durable]=tpcb_barrier_first.sql [early-reservation]=tpcb_barrier_first.sql
 	[early-relaxed]=tpcb_barrier_first.sql [marker]=tpcb_marker.sql)
-declare -A OPTS=([baseline]="" [late-durable]="" [late-relaxed]="-c tx_barrier.durable_tokens=off"
+# tx_barrier.token_reservation is a server-wide setting (reload), not a
+# session's: set before each run.
+declare -A RESERVATION=([late-reservation]=on [early-reservation]=on)
+declare -A OPTS=([baseline]="" [late-durable]="" [late-reservation]="" [early-reservation]=""
+	[late-relaxed]="-c tx_barrier.durable_tokens=off"
 	[early-durable]="" [early-relaxed]="-c tx_barrier.durable_tokens=off" [marker]="")
 pgbench_run() {		# VARIANT CLIENTS SECONDS -> tps
 	local log=$W/pgbench.log j=$(($2 < 2 ? 1 : 2))
+	q "ALTER SYSTEM SET tx_barrier.token_reservation = ${RESERVATION[$1]:-off}"
+	q "SELECT pg_reload_conf()" >/dev/null
 	q "CHECKPOINT"
 	PGOPTIONS="${OPTS[$1]}" "$PGBENCH" -c "$2" -j "$j" -T "$3" -f "$BENCH/${SCRIPT[$1]}" \
 		>"$log" 2>&1 || { cat "$log" >&2; exit 1; }
@@ -258,8 +266,10 @@ DISK=$( (lsblk -dno NAME,SIZE,ROTA "$DISK_DEV" 2>/dev/null || true) |
 	echo "|---|---|"
 	echo "| baseline | \`SELECT pg_current_xact_id();\` before \`END\` (same round trips, no barrier) |"
 	echo "| late-durable | \`SELECT barrier_enqueue();\` before \`END\` (default \`tx_barrier.durable_tokens = on\`) |"
+	echo "| late-reservation | the same with \`tx_barrier.token_reservation = on\` (one record per reserved range) |"
 	echo "| late-relaxed | the same with \`tx_barrier.durable_tokens = off\` |"
 	echo "| early-durable | \`SELECT barrier_enqueue();\` first after \`BEGIN\`, before any row lock |"
+	echo "| early-reservation | the same with \`tx_barrier.token_reservation = on\` |"
 	echo "| early-relaxed | the same with \`tx_barrier.durable_tokens = off\` |"
 	echo "| marker | \`INSERT INTO txb_bench_marker VALUES (pg_current_xact_id());\` (the original library's marker row, one primary-key index) |"
 	echo

@@ -48,7 +48,7 @@ done
 
 # Producer cost: every variant at every client count has a numeric tps.
 for c in 1 8 32; do
-	for v in baseline late-durable late-relaxed early-durable early-relaxed marker; do
+	for v in baseline late-durable late-reservation late-relaxed early-durable early-reservation early-relaxed marker; do
 		tps=$(awk -v c=$c -v v=$v '$1 == c && $2 == v { print $4 }' "$out/benchmarks/tps.txt" 2>/dev/null)
 		check "pgbench $v at $c clients gave a tps figure" number "$tps"
 	done
@@ -63,9 +63,9 @@ bad=$(grep '^| [^|]* | \(commit\|abort\) | ' "$md" | grep -v 'cannot tell' |
 check "report: every wake figure is a number" [ "$bad" = 0 ]
 check "report: marker and NOTIFY say they cannot tell an abort" \
 	[ "$(grep -c '| abort | cannot tell |' "$md")" = 2 ]
-cost_rows=$(grep -cE '^\| (baseline|late-durable|late-relaxed|early-durable|early-relaxed|marker) \| [0-9]' "$md")
-check "report: cost table has 6 rows" [ "$cost_rows" = 6 ]
-bad=$(grep -E '^\| (baseline|late-durable|late-relaxed|early-durable|early-relaxed|marker) \| [0-9]' "$md" |
+cost_rows=$(grep -cE '^\| (baseline|late-durable|late-reservation|late-relaxed|early-durable|early-reservation|early-relaxed|marker) \| [0-9]' "$md")
+check "report: cost table has 8 rows" [ "$cost_rows" = 8 ]
+bad=$(grep -E '^\| (baseline|late-durable|late-reservation|late-relaxed|early-durable|early-reservation|early-relaxed|marker) \| [0-9]' "$md" |
 	awk -F' [|] ' '{ sub(/ [|]$/, ""); if (NF != 10) { print; next }
 		for (i = 2; i <= 8; i += 3) if ($i !~ /^[0-9]+$/ || $(i + 1) !~ /^[0-9]+\.[0-9]+$/ || $(i + 2) !~ /^[0-9]+ %$/) print }' | wc -l)
 check "report: every cost cell (tps, ratio, spread) is well formed" [ "$bad" = 0 ]

@@ -108,6 +108,9 @@ export async function failuresOf(db, queue) {
 export async function barrierWaiters(db) {
 	const r = await db.query(
 		"SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() " +
-		"AND pid <> pg_backend_pid() AND query LIKE '%barrier_wait%' AND state = 'active'");
+		"AND pid <> pg_backend_pid() AND query LIKE '%barrier_wait%' AND state = 'active' " +
+		// Asleep on the producer's xid lock: a cancelled wait leaves it before
+		// the error reaches the client (the 'active' state lasts a moment more).
+		"AND wait_event_type = 'Lock' AND wait_event = 'transactionid'");
 	return r.rows[0].n;
 }
