@@ -134,6 +134,38 @@ txb_cluster_start_free() {
 	return 1
 }
 
+# txb_redis_start DIR PORT_VAR PID_VAR: a throwaway redis-server (no
+# persistence) on a free port of 127.0.0.1, its files in DIR, run in the
+# background of the calling shell; stores the port and the pid in the named
+# variables and returns once it answers PING.  Another port is tried if the
+# one picked was taken meanwhile.  Not for $(...).
+txb_redis_start() {
+	local dir=$1 port_var=$2 pid_var=$3 try free pid
+	mkdir -p "$dir"
+	for try in 1 2 3 4 5; do
+		free=$(txb_free_port) || return 1
+		redis-server --port "$free" --bind 127.0.0.1 --save '' --appendonly no \
+			--dir "$dir" --logfile "$dir/redis.log" --daemonize no &
+		pid=$!
+		for _ in $(seq 1 100); do
+			[ "$(redis-cli -p "$free" ping 2>/dev/null)" = PONG ] && break
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if [ "$(redis-cli -p "$free" ping 2>/dev/null)" = PONG ]; then
+			printf -v "$port_var" '%s' "$free"
+			printf -v "$pid_var" '%s' "$pid"
+			return 0
+		fi
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		grep -q 'Address already in use' "$dir/redis.log" || break
+		echo "redis: port $free was taken meanwhile: trying another (attempt $try)" >&2
+	done
+	cat "$dir/redis.log" >&2
+	return 1
+}
+
 # txb_cluster_run DIR: starts the existing cluster in DIR/data.
 txb_cluster_run() {
 	local dir=$1

@@ -84,22 +84,12 @@ for alias in ("default", "other"):
 ') || fail_setup "cannot create the test tables"
 
 # 3. Redis, on a free port of 127.0.0.1, without persistence.
-rport=$(txb_free_port) || fail_setup "no free port for redis"
-redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-	--dir "$dir/redis" --logfile "$dir/redis/redis.log" --daemonize no &
-redis_pid=$!
+txb_redis_start "$dir/redis" rport redis_pid || fail_setup "redis did not start"
 export TXB_REDIS_URL="redis://127.0.0.1:$rport"
 # A port nothing listens on: the broker-down test publishes to it.
 TXB_PY_DEAD_PORT=$(txb_free_port) || fail_setup "no free port"
 export TXB_PY_DEAD_PORT
 export TXB_PY_WORKER_LOG="$dir/worker.log"
-for _ in $(seq 1 100); do
-	[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
-	kill -0 "$redis_pid" 2>/dev/null || break
-	sleep 0.1
-done
-[ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] ||
-	fail_setup "redis did not start: $(cat "$dir/redis/redis.log")"
 
 # 4. One run of the suite: a Celery worker (four prefork processes, in a
 # process group of its own) and the unittest modules.  CMD runs python in
