@@ -59,13 +59,7 @@ txb_cluster_start_free "$W/pg" PORT "${SERVER_CONF[@]}"
 export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 unset PGOPTIONS PGSERVICE PGPASSWORD 2>/dev/null || true
 CONNINFO="host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
-q() { "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-median() {
-	sort -g | awk '{v[NR] = $1} END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
+. "$TXB_ROOT/bench/lib.sh"
 
 q "CREATE EXTENSION tx_barrier"
 START=$(date +%s)

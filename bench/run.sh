@@ -73,16 +73,7 @@ export PGHOST=127.0.0.1 PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
 unset PGOPTIONS PGSERVICE PGPASSWORD 2>/dev/null || true
 CONNINFO="host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
 
-q() { "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
-
-# median of the numbers on stdin
-median() {
-	sort -g | awk '{v[NR] = $1} END {
-		if (NR == 0) { print "nan"; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# div A B [FORMAT]
-div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b == 0) print "n/a"; else printf f "\n", a / b }'; }
+. "$TXB_ROOT/bench/lib.sh"
 # holds VALUE OP LIMIT  ->  yes / NO
 holds() { awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
 	if (v == "n/a") { print "n/a"; exit }
