@@ -1,26 +1,11 @@
-# tx_barrier: PGXS build of the extension and its pg_regress, isolation and
-# TAP tests.  The C client library has its own Makefile in client/.
+# tx_barrier: the pg_regress, isolation and TAP tests of the extension (a
+# PGXS makefile with tests only), and all/install/clean of the server module,
+# which extension/Makefile builds in extension/.  The C client library has
+# its own Makefile in client/.
 
-MODULE_big = tx_barrier
-OBJS = \
-	extension/tx_barrier.o \
-	extension/barrier_monitor.o \
-	extension/barrier_reserve.o \
-	extension/barrier_standby.o \
-	extension/barrier_state.o \
-	extension/barrier_token.o \
-	extension/barrier_wait.o \
-	extension/barrier_xact.o
-
-EXTENSION = tx_barrier
 # The one version source: the control file, client/, debian/ and META.json
 # are checked against it (tools/layers/06-release.sh).
 EXTVERSION = 1.1
-# extension/ holds the released install scripts (immutable) and the upgrade
-# scripts; the current version's is built from extension/tx_barrier.sql.
-DATA = $(wildcard extension/tx_barrier--*.sql)
-DATA_built = tx_barrier--$(EXTVERSION).sql
-PGFILEDESC = "tx_barrier - transaction barriers for asynchronous work"
 
 REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
 	barrier_enqueue
@@ -32,20 +17,24 @@ ISOLATION_OPTS = --load-extension=tx_barrier
 
 TAP_TESTS = 1
 
-PG_CPPFLAGS = -I$(srcdir)/extension
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
-	-Wno-missing-field-initializers -Wno-sign-compare
-
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# PGXS tracks no header dependencies unless the server was configured with
-# --enable-depend.
-$(OBJS): extension/barrier_internal.h extension/barrier_compat.h
+# The module itself: extension/Makefile, run in extension/ (or, in a VPATH
+# build, in the build directory's extension/).
+EXTENSION_MAKE = $(MKDIR_P) extension && $(MAKE) -C extension \
+	-f $(abspath $(srcdir))/extension/Makefile \
+	$(if $(VPATH),VPATH=$(abspath $(srcdir))/extension) \
+	PG_CONFIG=$(PG_CONFIG) EXTVERSION=$(EXTVERSION)
 
-tx_barrier--$(EXTVERSION).sql: extension/tx_barrier.sql
-	cp $< $@
+all: extension-all
+install: extension-install
+uninstall: extension-uninstall
+clean: extension-clean
+.PHONY: extension-all extension-install extension-uninstall extension-clean
+extension-all extension-install extension-uninstall extension-clean:
+	$(EXTENSION_MAKE) $(patsubst extension-%,%,$@)
 
 # The PGXN distribution: the committed tree at HEAD (RELEASING in README.md).
 PGXN_ZIP ?= tx_barrier-$(EXTVERSION).zip

@@ -31,7 +31,7 @@ ext=$(field Makefile 's/^EXTVERSION *= *//p')
 lib="$ext.0"
 check "EXTVERSION is MAJOR.MINOR ($ext)" grep -qxE '[0-9]+\.[0-9]+' <<<"$ext"
 check "control file default_version = $ext" \
-	test "$(field tx_barrier.control "s/^default_version = '\(.*\)'/\1/p")" = "$ext"
+	test "$(field extension/tx_barrier.control "s/^default_version = '\(.*\)'/\1/p")" = "$ext"
 check "client/tx_barrier.h TXB_VERSION = $lib" \
 	test "$(field client/tx_barrier.h 's/^#define TXB_VERSION "\(.*\)"/\1/p')" = "$lib"
 IFS=. read -r v1 v2 v3 <<<"$lib"
@@ -134,13 +134,19 @@ check "make dist writes tx_barrier-$ext.zip" \
 	make -s dist PG_CONFIG="$PG_CONFIG" PGXN_ZIP="$zip"
 check "the zip holds META.json, LICENSE, the control file and every install and update script" \
 	bash -c "unzip -Z1 '$zip' >'$dist/list' &&
-		for f in META.json LICENSE CHANGELOG.md Makefile tx_barrier.control extension/tx_barrier.sql \
+		for f in META.json LICENSE CHANGELOG.md Makefile extension/Makefile extension/tx_barrier.control extension/tx_barrier.sql \
 			$(ls extension/tx_barrier--*.sql | tr '\n' ' '); do
 			grep -qxF \"tx_barrier-$ext/\$f\" '$dist/list' || { echo \"missing \$f\"; exit 1; }
 		done"
-check "the unpacked zip builds tx_barrier.so and tx_barrier--$ext.sql" \
+check "the unpacked zip builds extension/tx_barrier.so and tx_barrier--$ext.sql" \
 	bash -c "cd '$dist' && unzip -q '$zip' && make -s -C tx_barrier-$ext PG_CONFIG='$PG_CONFIG' >'$dist/build.log' 2>&1 &&
-		test -f tx_barrier-$ext/tx_barrier.so && test -f tx_barrier-$ext/tx_barrier--$ext.sql"
+		test -f tx_barrier-$ext/extension/tx_barrier.so &&
+		test -f tx_barrier-$ext/extension/generated/tx_barrier--$ext.sql"
+# The built tree has no shared library in its top directory, where a
+# python3 started there would import it instead of the Python package.
+check "after make, no shared library in the top directory; python3 there imports the Python package" \
+	bash -c "cd '$dist/tx_barrier-$ext' && test -z \"\$(ls ./*.so 2>/dev/null)\" &&
+		PYTHONPATH=client/python /usr/bin/python3 -c 'import tx_barrier, sys; sys.exit(0 if tx_barrier.__file__.endswith(\"client/python/tx_barrier/__init__.py\") else 1)'"
 rm -rf "$dist"
 
 txb_result release "$passed" "$failed"
