@@ -55,10 +55,17 @@ trap cleanup EXIT
 # build products of the working copy leak into the packages.
 git -C "$TXB_ROOT" ls-files -co --exclude-standard -z |
 	(cd "$TXB_ROOT" && tar --null -T - -cf -) | tar -xf - -C "$src"
+# The build must use Debian's interpreter whatever the caller's PATH holds:
+# it runs with a python3 first on PATH that has none of Debian's modules
+# (as a pyenv or venv interpreter would be).
+foreign="$work/foreign-python"
+mkdir -p "$foreign"
+printf '#!/bin/sh\nexec /usr/bin/python3 -I -S "$@"\n' >"$foreign/python3"
+chmod +x "$foreign/python3"
 # pg_virtualenv's temporary clusters listen on PGPORT: a free one, not the
 # shared server's.
 if (cd "$src" && env -u PGHOST -u PGDATABASE PGPORT="$(txb_free_port)" \
-	PATH="$DEB_PATH" dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
+	PATH="$foreign:$PATH" dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
 	pass "dpkg-buildpackage -us -uc -b (build-time installcheck: $(grep -c '\.\.\. ok' "$work/build.log") tests ok)"
 else
 	fail "dpkg-buildpackage -us -uc -b" "$work/build.log"
