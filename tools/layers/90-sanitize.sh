@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The short sanitizer run: regress and isolation against a PostgreSQL 16
-# built with AddressSanitizer, UndefinedBehaviorSanitizer and assertions,
-# the extension instrumented the same way (tools/sanitize.sh; the full run
-# adds the TAP layer and a plain --enable-cassert build).  The server build
-# is cached in /opt/tx_barrier/pg: about ten minutes on two cores the first
-# time, seconds afterwards.
+# The short sanitizer run: regress and isolation with the extension built
+# with AddressSanitizer and UndefinedBehaviorSanitizer, in a PostgreSQL 16
+# built with assertions (tools/sanitize.sh 16 asan; the full run adds the
+# TAP layer, a plain --enable-cassert run, and asan-server, a server that is
+# itself instrumented).  The cassert server is the one the matrix's 16 uses,
+# cached in /opt/tx_barrier/pg.
 . "$TXB_ROOT/tools/results.sh"
 log="$TXB_WORK/sanitize.log"
 TXB_SANITIZE_LAYERS="regress isolation" "$TXB_ROOT/tools/sanitize.sh" 16 asan 2>&1 | tee "$log"
