@@ -15,10 +15,19 @@
 #                                 PostgreSQL (any major from 15 on)
 #   TXB_MAJORS="15 18" tools/test.sh
 #                                 the matrix, on these majors only
+#   TXB_STRESS=4 TXB_REPEAT=5 tools/test.sh tap isolation
+#                                 the layers under load: 4 busy processes
+#                                 at normal priority beside the run, and
+#                                 each layer run 5 times (one result row
+#                                 per run: tap@1 ... tap@5)
 #
 # A major other than the host's comes from TXB_PG_CONFIG_<major> (the
 # pg_config of any installed server) if set, else tools/pg-build.sh builds
-# it from source (cached, a few minutes the first time).
+# it from source (cached, a few minutes the first time): 16 with assertions
+# (--enable-cassert, the server the sanitize layer also uses), 17 to 19
+# plain.  The other majors' layers run one major after the other in the
+# background, beside the host's layers (their output is printed at the
+# end); the table at the end gives each layer's seconds.
 #
 # Installs what it needs (Debian packages, the extension, the client
 # library), so it must run as root on a fresh machine.
@@ -37,14 +46,24 @@ else
 	majors=${TXB_MAJORS:-15 16 17 18 19}
 fi
 filters=("$@")
+repeat=${TXB_REPEAT:-1}
+start_time=$SECONDS
 
 TXB_TOP=$(mktemp -d /tmp/txb-test.XXXXXX)
 chmod 755 "$TXB_TOP"
 results_top="$TXB_TOP/results"
-mkdir -p "$results_top"
+TXB_TIMES="$TXB_TOP/seconds"
+mkdir -p "$results_top" "$TXB_TIMES"
+# TAP nodes of servers running at once (the host's and another major's)
+# reserve their ports in one place.
+export PG_TEST_PORT_DIR="$TXB_TOP/ports"
+mkdir -p "$PG_TEST_PORT_DIR"
+chmod 777 "$PG_TEST_PORT_DIR"
 
+stress_pids=()
 cleanup() {
 	local d
+	[ ${#stress_pids[@]} -eq 0 ] || kill "${stress_pids[@]}" 2>/dev/null
 	for d in "$TXB_TOP"/*/pg; do
 		[ -d "$d" ] && (PG_CONFIG=$(cat "$d/../pg_config") && . "$TXB_ROOT/tools/cluster.sh" && txb_cluster_stop "$d")
 	done
@@ -56,6 +75,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The build of a major the matrix uses: 16 with assertions, so that the
+# matrix runs our code under the server's assertions on one major (and the
+# sanitize layer's server is the same build); the others plain.
+matrix_flavour() {
+	if [ "$1" = 16 ]; then echo cassert; else echo plain; fi
+}
+
 # The pg_config of a major: the host's, the one given, or a source build.
 pg_config_for() {
 	local major=$1 var="TXB_PG_CONFIG_$1"
@@ -66,7 +92,7 @@ pg_config_for() {
 	elif [ "$major" = 15 ]; then
 		echo "$HOST_PG_CONFIG"
 	else
-		"$TXB_ROOT/tools/pg-build.sh" "$major" plain
+		"$TXB_ROOT/tools/pg-build.sh" "$major" "$(matrix_flavour "$major")"
 	fi
 }
 
@@ -94,6 +120,11 @@ run_major() {
 		export TXB_WORK="$TXB_TOP/$major"
 		export TXB_RESULTS="$results_top/$major"
 		export TXB_SRC="$TXB_WORK/src"
+		# The portable edition's client checks: the C client layer on every
+		# major, the Python layer (both Debian stacks) on the host's only.
+		if [ "$all_layers" != yes ]; then
+			export TXB_PORTABLE_CLIENT_LAYERS=${TXB_PORTABLE_CLIENT_LAYERS-40-client}
+		fi
 		mkdir -p "$TXB_WORK/pg" "$TXB_RESULTS" "$TXB_SRC"
 		echo "$pgc" >"$TXB_WORK/pg_config"
 		echo "=== PostgreSQL $major: $("$pgc" --version) ($pgc)"
@@ -124,42 +155,60 @@ run_major() {
 			name=$(basename "$layer" .sh)
 			name=${name#[0-9][0-9]-}
 			layer_wanted "$layer" "$name" "$all_layers" || continue
-			echo "=== layer: $name (PostgreSQL $major)"
-			bash "$layer"
-			rc=$?
-			if [ ! -s "$TXB_RESULTS/$name" ]; then
-				echo "layer $name reported no result (exit $rc): counted as 1 failure"
-				echo "0 1" >"$TXB_RESULTS/$name"
-			elif [ $rc -ne 0 ] && [ "$(cut -d' ' -f2 "$TXB_RESULTS/$name")" = 0 ]; then
-				echo "layer $name exited $rc with no failed test: counted as 1 failure"
-				echo "$(cut -d' ' -f1 "$TXB_RESULTS/$name") 1" >"$TXB_RESULTS/$name"
-			fi
+			for ((rep = 1; rep <= repeat; rep++)); do
+				row=$name
+				[ "$repeat" -eq 1 ] || row="$name@$rep"
+				echo "=== layer: $row (PostgreSQL $major)"
+				t0=$SECONDS
+				rm -f "$TXB_RESULTS/$name"
+				bash "$layer"
+				rc=$?
+				if [ ! -s "$TXB_RESULTS/$name" ]; then
+					echo "layer $name reported no result (exit $rc): counted as 1 failure"
+					echo "0 1" >"$TXB_RESULTS/$name"
+				elif [ $rc -ne 0 ] && [ "$(cut -d' ' -f2 "$TXB_RESULTS/$name")" = 0 ]; then
+					echo "layer $name exited $rc with no failed test: counted as 1 failure"
+					echo "$(cut -d' ' -f1 "$TXB_RESULTS/$name") 1" >"$TXB_RESULTS/$name"
+				fi
+				[ "$row" = "$name" ] || mv "$TXB_RESULTS/$name" "$TXB_RESULTS/$row"
+				echo "$((SECONDS - t0))" >"$TXB_TIMES/$major/$row"
+			done
 		done
 		txb_cluster_stop "$TXB_WORK/pg"
 	)
 }
 
 # The servers the matrix builds from source are built in the background,
-# at the lowest CPU priority, while the host's layers run, so that a fresh
-# machine does not wait for them one after the other; pg-build.sh's lock
-# makes a caller that needs one wait until it is there.  (Cached builds
-# come back at once.)
+# in the order the majors run, while the host's layers run: a fresh machine
+# does not wait for them one after the other, and the other majors' chain
+# below starts as soon as its first server is there (pg-build.sh's lock
+# makes a caller that needs one wait until it is built; cached builds come
+# back at once).  The sanitize layer's server is the matrix's 16.
 if [ -z "$only_pg_config" ]; then
 	need=()
 	for major in $majors; do
 		var="TXB_PG_CONFIG_$major"
-		[ "$major" != 15 ] && [ -z "${!var:-}" ] && need+=("$major plain")
+		[ "$major" != 15 ] && [ -z "${!var:-}" ] && need+=("$major $(matrix_flavour "$major")")
 	done
-	if [ ${#filters[@]} -eq 0 ] || printf '%s\n' "${filters[@]}" | grep -q sanitize; then
-		need=("16 asan" "${need[@]}")
+	if { [ ${#filters[@]} -eq 0 ] || printf '%s\n' "${filters[@]}" | grep -q sanitize; } &&
+		! printf '%s\n' "${need[@]}" | grep -qx '16 cassert'; then
+		need=("16 cassert" "${need[@]}")
 	fi
 	(
 		for b in "${need[@]}"; do
 			# shellcheck disable=SC2086
-			nice -n 19 "$TXB_ROOT/tools/pg-build.sh" $b >/dev/null 2>&1
+			"$TXB_ROOT/tools/pg-build.sh" $b >/dev/null 2>&1
 		done
 	) &
 fi
+
+# TXB_STRESS=N: N busy processes beside the run, at normal priority, for
+# proving that no test depends on the machine's speed.
+for ((i = 0; i < ${TXB_STRESS:-0}; i++)); do
+	(exec bash -c 'while :; do :; done') &
+	stress_pids+=($!)
+done
+[ ${#stress_pids[@]} -eq 0 ] || echo "=== load: ${#stress_pids[@]} busy processes beside the run"
 
 # The host's server and the client library first: every layer needs them.
 if [ -z "$only_pg_config" ]; then
@@ -168,14 +217,16 @@ else
 	"$TXB_ROOT/tools/install.sh" || exit 1
 fi
 
-for major in $majors; do
-	mkdir -p "$results_top/$major"
+# run_matrix_major MAJOR: one major's layers, or a failure row if it has no
+# server or stopped before any layer.
+run_matrix_major() {
+	local major=$1 pgc all_layers=no
+	mkdir -p "$results_top/$major" "$TXB_TIMES/$major"
 	if ! pgc=$(pg_config_for "$major"); then
 		echo "=== PostgreSQL $major: no server (see above): counted as 1 failure"
 		echo "0 1" >"$results_top/$major/server"
-		continue
+		return
 	fi
-	all_layers=no
 	if [ -n "$only_pg_config" ] || [ "$pgc" = "$HOST_PG_CONFIG" ]; then
 		all_layers=yes
 	fi
@@ -184,15 +235,41 @@ for major in $majors; do
 		echo "=== PostgreSQL $major: the run stopped before any layer: counted as 1 failure"
 		echo "0 1" >"$results_top/$major/run"
 	fi
+}
+
+# The host's major in the foreground; the others one after the other in
+# the background, each into its own log.
+host_major=
+other_majors=()
+for major in $majors; do
+	if [ -z "$host_major" ] && { [ -n "$only_pg_config" ] || [ "$major" = 15 ]; }; then
+		host_major=$major
+	else
+		other_majors+=("$major")
+	fi
+done
+chain_pid=
+if [ ${#other_majors[@]} -gt 0 ]; then
+	(
+		for major in "${other_majors[@]}"; do
+			run_matrix_major "$major" >"$TXB_TOP/major-$major.log" 2>&1
+		done
+	) &
+	chain_pid=$!
+	echo "=== PostgreSQL ${other_majors[*]}: in the background (output at the end)"
+fi
+[ -z "$host_major" ] || run_matrix_major "$host_major"
+[ -z "$chain_pid" ] || wait "$chain_pid"
+for major in "${other_majors[@]}"; do
+	cat "$TXB_TOP/major-$major.log"
 done
 
-wait	# the background builder, done by now
-
-# The table: one row per layer, one column per major, passed/failed.
-echo "=== summary (passed/failed; - = not run on that major)"
+# The table: one row per layer, one column per major, passed/failed, and
+# the seconds each took.
+echo "=== summary (passed/failed, seconds; - = not run on that major)"
 layers=$(for f in "$results_top"/*/*; do [ -e "$f" ] && basename "$f"; done | sort -u)
 printf '%-16s' layer
-for major in $majors; do printf '%10s' "PG $major"; done
+for major in $majors; do printf '%16s' "PG $major"; done
 printf '\n'
 total_pass=0
 total_fail=0
@@ -202,11 +279,12 @@ for name in $layers; do
 		f="$results_top/$major/$name"
 		if [ -s "$f" ]; then
 			read -r p fl <"$f"
-			printf '%10s' "$p/$fl"
+			secs=$(cat "$TXB_TIMES/$major/$name" 2>/dev/null || echo '?')
+			printf '%16s' "$p/$fl ${secs}s"
 			total_pass=$((total_pass + p))
 			total_fail=$((total_fail + fl))
 		else
-			printf '%10s' -
+			printf '%16s' -
 		fi
 	done
 	printf '\n'
@@ -214,5 +292,6 @@ done
 status=0
 [ $total_fail -eq 0 ] || status=1
 [ $total_pass -gt 0 ] || status=1
+echo "wall time: $((SECONDS - start_time)) s"
 echo "$total_pass passed, $total_fail failed"
 exit $status
