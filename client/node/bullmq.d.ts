@@ -13,16 +13,32 @@ export const TOKEN_OPTION: 'txBarrierToken';
 /** Field of the job's Redis hash counting the barrier's delays. */
 export const WAITS_FIELD: 'txBarrierWaits';
 
+/*
+ * The two errors below are BullMQ UnrecoverableErrors twice over: subclasses
+ * of the UnrecoverableError of the bullmq this package resolves, and named
+ * 'UnrecoverableError', which is what every copy of BullMQ also tests, so
+ * that a job never retries even when the application has another copy of
+ * bullmq.  Tell them apart with instanceof (the classes are this package's)
+ * or `kind`; `util.inspect` shows the class name.
+ */
+
 /** The producer's transaction (or savepoint) rolled back: the job failed without retries. */
 export class TransactionAbortedError extends UnrecoverableError {
+	readonly name: 'UnrecoverableError';
+	readonly kind: 'TransactionAbortedError';
 	readonly token: BarrierToken;
 	constructor(message: string, token: BarrierToken);
 }
 
 /** The barrier could not be passed: maxWaits exceeded, unknown token, no extension. */
 export class BarrierJobError extends UnrecoverableError {
+	readonly name: 'UnrecoverableError';
+	readonly kind: 'BarrierJobError';
 	readonly token: BarrierToken;
+	/** The SQLSTATE of `cause`, if it carries one. */
 	readonly sqlstate?: string;
+	/** Same as sqlstate. */
+	readonly code: string | undefined;
 	constructor(message: string, token: BarrierToken, cause?: Error);
 }
 

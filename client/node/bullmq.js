@@ -7,7 +7,8 @@
 // (not in its data); the worker's processor, wrapped by withBarrier(), waits
 // for the token's transaction on a pooled connection before the real
 // processor runs: committed -> run; aborted -> the job fails without
-// retries (TransactionAbortedError, an UnrecoverableError); still open after
+// retries (TransactionAbortedError, an UnrecoverableError by class and by
+// name, whatever copy of bullmq the worker uses); still open after
 // the timeout -> the job goes back to BullMQ's delayed set, so neither a
 // worker slot nor a database connection is held meanwhile.  These are the
 // semantics of the Celery adapter (client/python/tx_barrier/celery.py).
@@ -24,15 +25,28 @@ export const TOKEN_OPTION = 'txBarrierToken';
 /** Field of the job's Redis hash counting the barrier's delays. */
 export const WAITS_FIELD = 'txBarrierWaits';
 
+// BullMQ decides "no retry" by `err instanceof UnrecoverableError ||
+// err.name == 'UnrecoverableError'`.  The instanceof test only holds for the
+// copy of bullmq this module resolves, which is not the application's when
+// a project has two copies (a linked package with node_modules of its own,
+// nested versions).  So the errors below are UnrecoverableErrors of our copy
+// *and* carry name 'UnrecoverableError', which every copy recognises: no
+// retries, whatever `attempts` says and however many copies there are.
+// Their class (instanceof, constructor.name, util.inspect) and `kind` say
+// what happened.
+const UNRECOVERABLE = 'UnrecoverableError';
+
 /**
  * The transaction that added the job rolled back (or the savepoint it was
  * added in did): the processor was not run and the job failed without
- * retries.
+ * retries.  `name` is 'UnrecoverableError' (what BullMQ tests),
+ * `kind` is 'TransactionAbortedError'.
  */
 export class TransactionAbortedError extends UnrecoverableError {
 	constructor(message, token) {
 		super(message);
-		this.name = 'TransactionAbortedError';
+		this.name = UNRECOVERABLE;
+		this.kind = 'TransactionAbortedError';
 		this.token = token;
 	}
 }
@@ -41,17 +55,24 @@ export class TransactionAbortedError extends UnrecoverableError {
  * The job's transaction was still open after maxWaits delays (or the
  * barrier cannot be checked at all: a token the server does not know, no
  * extension): the job failed without retries.  `cause` is the underlying
- * error, if any.
+ * error, if any, and `sqlstate` (alias `code`) its SQLSTATE.  `name` is
+ * 'UnrecoverableError', `kind` is 'BarrierJobError'.
  */
 export class BarrierJobError extends UnrecoverableError {
 	constructor(message, token, cause) {
 		super(message);
-		this.name = 'BarrierJobError';
+		this.name = UNRECOVERABLE;
+		this.kind = 'BarrierJobError';
 		this.token = token;
 		if (cause !== undefined) {
 			this.cause = cause;
 			this.sqlstate = cause.sqlstate;
 		}
+	}
+
+	/** Alias of sqlstate, as node-postgres names it. */
+	get code() {
+		return this.sqlstate;
 	}
 }
 

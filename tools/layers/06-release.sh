@@ -45,6 +45,18 @@ check "client/python/pyproject.toml version = $lib" \
 	test "$(field client/python/pyproject.toml 's/^version = "\(.*\)"/\1/p')" = "$lib"
 check "client/python/tx_barrier/__init__.py __version__ = $lib" \
 	test "$(field client/python/tx_barrier/__init__.py 's/^__version__ = "\(.*\)"/\1/p')" = "$lib"
+# json_field FILE KEY...: the value at that path of a JSON file.
+json_field() {
+	/usr/bin/python3 -c 'import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2:]:
+    v = v[k]
+print(v)' "$@" 2>/dev/null
+}
+check "client/node/package.json version = $lib" \
+	test "$(json_field client/node/package.json version)" = "$lib"
+check "client/node/package-lock.json names version $lib" \
+	test "$(json_field client/node/package-lock.json version) $(json_field client/node/package-lock.json packages '' version)" = "$lib $lib"
 check "client/txb.1 names tx_barrier $lib" \
 	grep -q "^\.TH TXB 1 .* \"tx_barrier $lib\"" client/txb.1
 check "debian/changelog's upstream version = $ext" \

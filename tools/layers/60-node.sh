@@ -64,7 +64,7 @@ CREATE TABLE node_items (id bigint PRIMARY KEY);
 CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name text,
 						visible bool, waits int, at timestamptz DEFAULT clock_timestamp());
 CREATE TABLE node_failures (id bigserial PRIMARY KEY, queue text, job_id text,
-							err_name text, message text, attempts_made int);
+							err_name text, err_kind text, message text, attempts_made int);
 EOF
 then
 	fail_setup "cannot create the databases"

@@ -57,9 +57,12 @@ function readLine(child, what) {
 	});
 }
 
-/** Starts a worker process on queue; resolves once it listens. */
-export async function startWorker(queue, opts = {}) {
-	const child = spawn(process.execPath, [`${here}/worker.mjs`, queue, JSON.stringify(opts)],
+/**
+ * Starts a worker process on queue; resolves once it listens.  `script`
+ * runs another copy of worker.mjs (in an application directory of its own).
+ */
+export async function startWorker(queue, opts = {}, script = `${here}/worker.mjs`) {
+	const child = spawn(process.execPath, [script, queue, JSON.stringify(opts)],
 		{ stdio: ['ignore', 'pipe', 'inherit'] });
 	const line = await readLine(child, 'worker');
 	if (line !== 'ready')
@@ -77,9 +80,9 @@ export async function startWorker(queue, opts = {}) {
 	};
 }
 
-/** Starts producer.mjs; resolves with the child and the line it printed. */
-export async function startProducer(queue, id, mode) {
-	const child = spawn(process.execPath, [`${here}/producer.mjs`, queue, String(id), mode],
+/** Starts producer.mjs (or another copy of it); resolves with the child and the line it printed. */
+export async function startProducer(queue, id, mode, script = `${here}/producer.mjs`) {
+	const child = spawn(process.execPath, [script, queue, String(id), mode],
 		{ stdio: ['ignore', 'pipe', 'inherit'] });
 	const line = await readLine(child, 'producer');
 	return { child, line };
@@ -99,7 +102,8 @@ export async function runsOf(db, queue) {
 
 export async function failuresOf(db, queue) {
 	const r = await db.query(
-		'SELECT job_id, err_name, message, attempts_made FROM node_failures WHERE queue = $1 ' +
+		'SELECT job_id, err_name, err_kind, message, attempts_made FROM node_failures ' +
+		'WHERE queue = $1 ' +
 		'ORDER BY id', [queue]);
 	return r.rows;
 }

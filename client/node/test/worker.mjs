@@ -4,6 +4,8 @@
 // in node_failures.  Usage: node worker.mjs QUEUE '{"concurrency":1,...}'
 // (the options are withBarrier's, plus concurrency and pgPort/pgHost to
 // reach PostgreSQL through PgBouncer).  Prints "ready" once it listens.
+// It imports bullmq, pg and tx-barrier by name, so a copy of it in another
+// application directory runs on that application's packages.
 import pg from 'pg';
 import { Worker } from 'bullmq';
 import { withBarrier, barrierWaits } from 'tx-barrier/bullmq';
@@ -32,9 +34,9 @@ const worker = new Worker(queueName, withBarrier(processor, { pool, ...opts }), 
 });
 worker.on('failed', (job, err) => {
 	record.query(
-		'INSERT INTO node_failures (queue, job_id, err_name, message, attempts_made) ' +
-		'VALUES ($1, $2, $3, $4, $5)',
-		[queueName, job?.id, err?.name, err?.message, job?.attemptsMade]).catch(() => {});
+		'INSERT INTO node_failures (queue, job_id, err_name, err_kind, message, attempts_made) ' +
+		'VALUES ($1, $2, $3, $4, $5, $6)',
+		[queueName, job?.id, err?.name, err?.kind, err?.message, job?.attemptsMade]).catch(() => {});
 });
 worker.on('error', (err) => console.error('worker error', err));
 

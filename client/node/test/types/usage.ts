@@ -36,8 +36,15 @@ export function worker(pool: pg.Pool) {
 	const w = new Worker<{ userId: number }>('emails',
 		withBarrier(async (job) => job.data.userId * 2, { pool, timeoutMs: 1000, maxWaits: 5 }));
 	w.on('failed', (_job, err) => {
-		if (err instanceof TransactionAbortedError)
-			console.log(err.token);
+		if (err instanceof TransactionAbortedError) {
+			const kind: 'TransactionAbortedError' = err.kind;
+			const name: 'UnrecoverableError' = err.name;
+			console.log(err.token, kind, name);
+		}
+		if (err instanceof BarrierJobError) {
+			const code: string | undefined = err.code;
+			console.log(err.kind, code);
+		}
 		if (err instanceof BarrierJobError || err instanceof BarrierTokenError || err instanceof BarrierError)
 			console.log(err.message);
 	});
