@@ -21,6 +21,8 @@ PACKAGES=(
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
 	python3-redis python3-pip python3-setuptools python3-psycopg
+	# the documentation's samples in other languages (docs/samples/)
+	ruby ruby-pg
 	# Debian packages (tools/layers/80-package.sh) and the PGXN zip
 	debhelper dpkg-dev fakeroot postgresql-server-dev-all dh-python python3-all
 	pybuild-plugin-pyproject lintian zip unzip
