@@ -11,7 +11,13 @@
  *
  * (schema defaults to tx_barrier; it is created if missing).  The same
  * text, without the lines marked "psql only", is the body of the pg_tle
- * extension that portable/pg_tle_install.sql registers.
+ * extension that portable/pg_tle_install.psql registers.
+ *
+ * Running it again into the same schema, or running a newer version of it
+ * over an older install, is an upgrade: types and tables are created only
+ * where missing (the marker tables, and so every outstanding token, are
+ * kept), functions are replaced.  barrier_portable_version() names the
+ * version installed; a NOTICE names it at the end.
  *
  * How it works (see portable/README.md for the contract):
  *
@@ -47,6 +53,8 @@
 \set ON_ERROR_STOP on
 \set QUIET on
 BEGIN; -- psql only
+-- (a re-install: no "already exists, skipping" notices)
+SET LOCAL client_min_messages = warning; -- psql only
 CREATE SCHEMA IF NOT EXISTS :"schema"; -- psql only
 SET LOCAL search_path = :"schema"; -- psql only
 
@@ -63,36 +71,49 @@ BEGIN
 END
 $$;
 
-CREATE TYPE barrier_state AS ENUM ('in progress', 'committed', 'aborted');
+-- Created only where missing: a re-install keeps it (and every column and
+-- function that uses it).
+DO $$
+BEGIN
+	IF pg_catalog.to_regtype(pg_catalog.quote_ident(pg_catalog.current_schema())
+							 || '.barrier_state') IS NULL THEN
+		CREATE TYPE barrier_state AS ENUM ('in progress', 'committed', 'aborted');
+	END IF;
+END
+$$;
 
 COMMENT ON TYPE barrier_state IS
 'outcome of the transaction a barrier token names (the vocabulary of pg_xact_status)';
 
 -- Marker rows: one per token, in the partition of its xid's bucket
 -- ((xid >> 22) % 8).  Never updated, never deleted: partitions are emptied
--- whole by TRUNCATE.
-CREATE TABLE barrier_marker (
+-- whole by TRUNCATE.  Kept by a re-install, with their outstanding tokens.
+CREATE TABLE IF NOT EXISTS barrier_marker (
 	slot int2 NOT NULL,
 	token int8 NOT NULL,
 	PRIMARY KEY (slot, token)
 ) PARTITION BY LIST (slot);
 
-CREATE TABLE barrier_marker_0 PARTITION OF barrier_marker FOR VALUES IN (0);
-CREATE TABLE barrier_marker_1 PARTITION OF barrier_marker FOR VALUES IN (1);
-CREATE TABLE barrier_marker_2 PARTITION OF barrier_marker FOR VALUES IN (2);
-CREATE TABLE barrier_marker_3 PARTITION OF barrier_marker FOR VALUES IN (3);
-CREATE TABLE barrier_marker_4 PARTITION OF barrier_marker FOR VALUES IN (4);
-CREATE TABLE barrier_marker_5 PARTITION OF barrier_marker FOR VALUES IN (5);
-CREATE TABLE barrier_marker_6 PARTITION OF barrier_marker FOR VALUES IN (6);
-CREATE TABLE barrier_marker_7 PARTITION OF barrier_marker FOR VALUES IN (7);
+CREATE TABLE IF NOT EXISTS barrier_marker_0 PARTITION OF barrier_marker FOR VALUES IN (0);
+CREATE TABLE IF NOT EXISTS barrier_marker_1 PARTITION OF barrier_marker FOR VALUES IN (1);
+CREATE TABLE IF NOT EXISTS barrier_marker_2 PARTITION OF barrier_marker FOR VALUES IN (2);
+CREATE TABLE IF NOT EXISTS barrier_marker_3 PARTITION OF barrier_marker FOR VALUES IN (3);
+CREATE TABLE IF NOT EXISTS barrier_marker_4 PARTITION OF barrier_marker FOR VALUES IN (4);
+CREATE TABLE IF NOT EXISTS barrier_marker_5 PARTITION OF barrier_marker FOR VALUES IN (5);
+CREATE TABLE IF NOT EXISTS barrier_marker_6 PARTITION OF barrier_marker FOR VALUES IN (6);
+CREATE TABLE IF NOT EXISTS barrier_marker_7 PARTITION OF barrier_marker FOR VALUES IN (7);
 
 -- Per slot, the bucket it was last emptied for: its markers of older
 -- buckets are gone, so their tokens have expired.
-CREATE TABLE barrier_ring (
+CREATE TABLE IF NOT EXISTS barrier_ring (
 	slot int2 PRIMARY KEY,
 	emptied_for int8 NOT NULL
 );
-INSERT INTO barrier_ring SELECT s, 0 FROM generate_series(0, 7) s;
+-- (a plain read of what is there: a re-install never waits for a producer
+-- that is updating a ring row)
+INSERT INTO barrier_ring
+SELECT s, 0 FROM generate_series(0, 7) s
+ WHERE NOT EXISTS (SELECT FROM barrier_ring r WHERE r.slot = s);
 
 COMMENT ON TABLE barrier_marker IS
 'tx_barrier portable edition: one row per barrier token, emptied by TRUNCATE per xid bucket';
@@ -103,7 +124,7 @@ REVOKE ALL ON barrier_marker, barrier_ring FROM PUBLIC;
 
 -- The full (epoch-qualified) xid a token's low 32 bits name: the one
 -- nearest to the next xid.  Raises 22023 for what cannot be a token.
-CREATE FUNCTION barrier_token_xid(token xid8, OUT xid int8, OUT next int8)
+CREATE OR REPLACE FUNCTION barrier_token_xid(token xid8, OUT xid int8, OUT next int8)
 LANGUAGE plpgsql STABLE STRICT
 SET search_path FROM CURRENT
 AS $$
@@ -131,12 +152,38 @@ BEGIN
 END
 $$;
 
+-- pg_xact_status() of a full xid, or 'unseen' for an xid at or past the
+-- server's next xid, where pg_xact_status() raises "transaction ID ... is
+-- in the future" (22023) and the C edition's "not yet seen" case begins.
+-- On a primary such an xid was never handed out, or was handed out before
+-- a crash that lost every trace of it (a portable token is not WAL-logged
+-- before its commit); on a standby replay has not reached it yet.  NULL
+-- (the commit log has forgotten) comes back as 'forgotten'.  Most xids are
+-- below the snapshot's xmax, which is never past the next xid: only the
+-- others need the subtransaction that catches the error.
+CREATE OR REPLACE FUNCTION barrier_xact_status(xid int8)
+RETURNS text
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+	IF xid < pg_snapshot_xmax(pg_current_snapshot())::text::int8 THEN
+		RETURN coalesce(pg_xact_status(xid::text::xid8), 'forgotten');
+	END IF;
+	BEGIN
+		RETURN coalesce(pg_xact_status(xid::text::xid8), 'forgotten');
+	EXCEPTION WHEN invalid_parameter_value THEN
+		RETURN 'unseen';
+	END;
+END
+$$;
+
 -- Empties, once per bucket, the marker partition that the bucket after
 -- next will use.  Called by barrier_enqueue() when this session first
 -- sees a new bucket; cheap when another session has done it.  The
 -- TRUNCATE is part of the caller's transaction: a rollback undoes it and
 -- a later call redoes it.
-CREATE FUNCTION barrier_ring_advance(own_bucket int8)
+CREATE OR REPLACE FUNCTION barrier_ring_advance(own_bucket int8)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -174,7 +221,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION barrier_enqueue()
+CREATE OR REPLACE FUNCTION barrier_enqueue()
 RETURNS xid8
 LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -237,7 +284,7 @@ COMMENT ON FUNCTION barrier_enqueue() IS
 
 -- The state of one token.  wait_ms: NULL waits without limit, 0 does not
 -- wait, otherwise the wait is bounded (in milliseconds).
-CREATE FUNCTION barrier_resolve(token xid8, wait_ms float8)
+CREATE OR REPLACE FUNCTION barrier_resolve(token xid8, wait_ms float8)
 RETURNS barrier_state
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
@@ -271,11 +318,14 @@ BEGIN
 			deadline := clock_timestamp() + wait_ms * interval '1 ms';
 		END IF;
 		LOOP
-			xstatus := NULL;
-			IF NOT pg_is_in_recovery() THEN
-				xstatus := coalesce(pg_xact_status(tx.xid::text::xid8), 'forgotten');	-- 22023 if in the future
-			ELSIF tx.xid < pg_snapshot_xmax(pg_current_snapshot())::text::int8 THEN
-				xstatus := coalesce(pg_xact_status(tx.xid::text::xid8), 'forgotten');
+			xstatus := barrier_xact_status(tx.xid);
+			IF xstatus = 'unseen' THEN
+				-- a primary (READ ONLY transaction): no transaction with
+				-- that xid has started since the server (re)started, so
+				-- none with this token can have committed: its own was
+				-- lost in a crash, or it was never issued here.  A
+				-- standby: replay has not reached it yet; poll on.
+				xstatus := CASE WHEN pg_is_in_recovery() THEN NULL ELSE 'aborted' END;
 			END IF;
 			-- status first: once the transaction is no longer running, a
 			-- new snapshot sees its marker if it committed
@@ -301,11 +351,12 @@ BEGIN
 			nap := least(nap * 2, 0.064);
 		END LOOP;
 	ELSE
-		-- refuses future tokens (22023), and makes status checks cheap
-		xstatus := pg_xact_status(tx.xid::text::xid8);
+		-- makes status checks cheap; 'unseen': an xid no transaction has
+		-- had since the server (re)started, as on the polling path
+		xstatus := barrier_xact_status(tx.xid);
 		IF xstatus = 'in progress' AND wait_ms = 0 THEN
 			RETURN 'in progress';
-		ELSIF xstatus = 'aborted' THEN
+		ELSIF xstatus IN ('aborted', 'unseen') THEN
 			state := 'aborted';
 		ELSIF xstatus = 'committed'
 			AND EXISTS (SELECT FROM barrier_marker m WHERE m.slot = s AND m.token = t) THEN
@@ -337,7 +388,7 @@ BEGIN
 					-- after this transaction's snapshot was taken (or, in
 					-- SERIALIZABLE, a conflict unrelated to the marker
 					-- whose transaction has not committed: passed on)
-					IF pg_xact_status(tx.xid::text::xid8) IS DISTINCT FROM 'committed' THEN
+					IF barrier_xact_status(tx.xid) IS DISTINCT FROM 'committed' THEN
 						RAISE;
 					END IF;
 					RAISE WARNING 'barrier transaction committed after this transaction''s snapshot was taken'
@@ -360,7 +411,7 @@ END
 $$;
 
 -- Milliseconds in a timeout; 22023 for a negative one.
-CREATE FUNCTION barrier_timeout_ms(timeout interval)
+CREATE OR REPLACE FUNCTION barrier_timeout_ms(timeout interval)
 RETURNS float8
 LANGUAGE plpgsql IMMUTABLE
 SET search_path FROM CURRENT
@@ -383,7 +434,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION barrier_status(token xid8)
+CREATE OR REPLACE FUNCTION barrier_status(token xid8)
 RETURNS barrier_state
 LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -392,7 +443,7 @@ AS $$ SELECT barrier_resolve(token, 0) $$;
 COMMENT ON FUNCTION barrier_status(xid8) IS
 'state of the transaction a token names, without waiting';
 
-CREATE FUNCTION barrier_wait(token xid8, timeout interval DEFAULT NULL)
+CREATE OR REPLACE FUNCTION barrier_wait(token xid8, timeout interval DEFAULT NULL)
 RETURNS barrier_state
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
 SET search_path FROM CURRENT
@@ -410,7 +461,7 @@ $$;
 COMMENT ON FUNCTION barrier_wait(xid8, interval) IS
 'wait until the transaction a token names has ended (NULL timeout: no limit)';
 
-CREATE FUNCTION barrier_wait_all(tokens xid8[], timeout interval DEFAULT NULL,
+CREATE OR REPLACE FUNCTION barrier_wait_all(tokens xid8[], timeout interval DEFAULT NULL,
 								 OUT token xid8, OUT state barrier_state)
 RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE SECURITY DEFINER
@@ -446,8 +497,28 @@ $$;
 COMMENT ON FUNCTION barrier_wait_all(xid8[], interval) IS
 'wait until every token''s transaction has ended; the timeout bounds the whole call';
 
+-- The version of this script: EXTVERSION in the top Makefile, checked by
+-- tools/layers/06-release.sh.
+CREATE OR REPLACE FUNCTION barrier_portable_version()
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path FROM CURRENT
+AS $$ SELECT '1.1'::text $$; -- the version: EXTVERSION
+
+COMMENT ON FUNCTION barrier_portable_version() IS
+'version of the tx_barrier portable edition installed in this schema';
+
 -- Internals are not for callers.
-REVOKE ALL ON FUNCTION barrier_token_xid(xid8), barrier_ring_advance(int8),
-	barrier_resolve(xid8, float8), barrier_timeout_ms(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION barrier_token_xid(xid8), barrier_xact_status(int8),
+	barrier_ring_advance(int8), barrier_resolve(xid8, float8),
+	barrier_timeout_ms(interval) FROM PUBLIC;
+
+RESET client_min_messages; -- psql only
+DO $$
+BEGIN
+	RAISE NOTICE 'tx_barrier portable edition % installed in schema %',
+		barrier_portable_version(), pg_catalog.current_schema();
+END
+$$;
 
 COMMIT; -- psql only

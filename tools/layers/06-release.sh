@@ -57,6 +57,8 @@ check "client/node/package.json version = $lib" \
 	test "$(json_field client/node/package.json version)" = "$lib"
 check "client/node/package-lock.json names version $lib" \
 	test "$(json_field client/node/package-lock.json version) $(json_field client/node/package-lock.json packages '' version)" = "$lib $lib"
+check "portable/tx_barrier_portable.sql barrier_portable_version() = $ext" \
+	test "$(field portable/tx_barrier_portable.sql "/-- the version: EXTVERSION/s/^[^']*'\([^']*\)'.*/\1/p")" = "$ext"
 check "client/txb.1 names tx_barrier $lib" \
 	grep -q "^\.TH TXB 1 .* \"tx_barrier $lib\"" client/txb.1
 check "debian/changelog's upstream version = $ext" \
