@@ -31,6 +31,7 @@ echo "portable edition $version in schema tx_barrier, no extension"
 round() {
 	local answer=$1 want=$2 between=${3:-} line rc=0
 	coproc PRODUCER { "$PY" "$here/producer.py"; }
+	local_ppid=$PRODUCER_PID
 	IFS= read -r -t 60 line <&"${PRODUCER[0]}" || sample_fail "no line from producer.py"
 	[[ $line =~ ^order\ ([0-9]+)\ token\ ([0-9]+)$ ]] || sample_fail "bad line: $line"
 	export ORDER_ID=${BASH_REMATCH[1]} TOKEN=${BASH_REMATCH[2]}
@@ -39,7 +40,7 @@ round() {
 	sample_wait_blocked shop "$TOKEN"
 	[ -z "$between" ] || eval "$between"
 	echo "$answer" >&"${PRODUCER[1]}"
-	wait "$PRODUCER_PID" || sample_fail "producer.py failed"
+	wait "$local_ppid" || sample_fail "producer.py failed"
 	wait "$wpid" || rc=$?
 	[ "$rc" = "$want" ] || sample_fail "worker.sh exited $rc, not $want" "$SAMPLE_DIR/worker.out"
 	echo "token $TOKEN, $answer: worker.sh exit $rc: $(cat "$SAMPLE_DIR/worker.out")"

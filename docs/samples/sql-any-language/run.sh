@@ -16,6 +16,7 @@ cd "$here"
 round() {
 	local producer=$1 worker=$2 answer=$3 expect=$4 line token note out=$SAMPLE_DIR/worker.out
 	coproc PRODUCER { eval "$producer"; }
+	local_ppid=$PRODUCER_PID
 	IFS= read -r -t 60 line <&"${PRODUCER[0]}" || sample_fail "no line from: $producer"
 	[[ $line =~ ^token\ ([0-9]+)\ note\ ([0-9]+)$ ]] || sample_fail "bad line: $line"
 	token=${BASH_REMATCH[1]} note=${BASH_REMATCH[2]}
@@ -23,7 +24,7 @@ round() {
 	local wpid=$!
 	sample_wait_blocked notes "$token"
 	echo "$answer" >&"${PRODUCER[1]}"
-	wait "$PRODUCER_PID" || sample_fail "producer failed: $producer"
+	wait "$local_ppid" || sample_fail "producer failed: $producer"
 	wait "$wpid" || sample_fail "worker failed: $worker" "$out"
 	[ "$(cat "$out")" = "$expect" ] || sample_fail "worker said '$(cat "$out")', not '$expect'"
 	echo "$producer -> $worker: blocked on $token until $answer, then: $(cat "$out")"
