@@ -217,7 +217,7 @@ export function withBarrier(processor, options = {}) {
 				`(barrier token ${token})`, token);
 		if (state === IN_PROGRESS)
 			await putBack(job, jobToken, token, delayMs,
-				new Error(`transaction ${token} still in progress after ${timeoutMs} ms`));
+				new Error(`the transaction of barrier token ${token} is still in progress after ${timeoutMs} ms`));
 		throw new BarrierJobError(`unexpected barrier state ${state} for token ${token}`, token);
 	};
 }

@@ -11,6 +11,8 @@ dir="$TXB_WORK/python"
 mkdir -p "$dir/redis"
 export TXB_PY_DB=txb_python TXB_PY_DB_OTHER=txb_python_other
 export TXB_PY_DB_NOEXT=txb_python_noext   # a database without the extension
+# a database with the portable edition in a schema off the search_path
+export TXB_PY_DB_OFFPATH=txb_python_offpath
 export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-30}
 
 redis_pid=
@@ -76,6 +78,14 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_NOEXT" \
 	-c "CREATE DATABASE $TXB_PY_DB_NOEXT" ||
 	fail_setup "cannot create database $TXB_PY_DB_NOEXT"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_OFFPATH" \
+	-c "CREATE DATABASE $TXB_PY_DB_OFFPATH" &&
+	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_PY_DB_OFFPATH" -v schema=txb_hidden \
+		-f "$TXB_SRC/portable/tx_barrier_portable.sql" >/dev/null 2>&1 &&
+	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_PY_DB_OFFPATH" \
+		-c "GRANT USAGE ON SCHEMA txb_hidden TO PUBLIC" ||
+	fail_setup "cannot create database $TXB_PY_DB_OFFPATH"
 (cd "$src/tests" && $PY -c '
 import support
 from django.core.management import call_command

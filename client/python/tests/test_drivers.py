@@ -17,6 +17,8 @@ from shop import tasks
 from tx_barrier.celery import TransactionAborted
 
 NOEXT = os.environ.get("TXB_PY_DB_NOEXT", "txb_python_noext")
+# The portable edition installed in a schema that is not on the search_path.
+OFFPATH = os.environ.get("TXB_PY_DB_OFFPATH", "txb_python_offpath")
 
 
 def connect(driver, dbname, autocommit=False):
@@ -86,9 +88,39 @@ class DriverTest(unittest.TestCase):
                             call()
                         msg = str(cm.exception)
                         self.assertIn("CREATE EXTENSION tx_barrier", msg)
+                        self.assertIn("portable/tx_barrier_portable.sql", msg)
                         self.assertIn(NOEXT, msg)
                         self.assertEqual(cm.exception.database, NOEXT)
                         self.assertEqual(cm.exception.sqlstate, "42883")
+                finally:
+                    conn.close()
+
+    def test_portable_schema_off_search_path(self):
+        """The portable edition is installed, but its schema is not on the
+        search_path: the error names that fix, not only CREATE EXTENSION,
+        which a managed server does not allow."""
+        for driver in DRIVERS:
+            with self.subTest(driver=driver):
+                conn = connect(driver, OFFPATH, autocommit=True)
+                try:
+                    for call in (lambda: tx_barrier.enqueue(conn),
+                                 lambda: tx_barrier.wait(conn, 1, 0),
+                                 lambda: tx_barrier.wait_all(conn, [1], 0)):
+                        with self.assertRaises(
+                                tx_barrier.BarrierExtensionMissing) as cm:
+                            call()
+                        msg = str(cm.exception)
+                        self.assertIn("search_path", msg)
+                        self.assertIn("portable/tx_barrier_portable.sql", msg)
+                        self.assertIn(OFFPATH, msg)
+                        self.assertIn("barrier_", cm.exception.server_message)
+                        self.assertEqual(cm.exception.sqlstate, "42883")
+                    # Qualified, the functions are there: the fix is the path.
+                    cur = conn.cursor()
+                    cur.execute("SET search_path = txb_hidden")
+                    cur.close()
+                    self.assertEqual(tx_barrier.wait(conn, tx_barrier.enqueue(conn), 5),
+                                     tx_barrier.COMMITTED)
                 finally:
                     conn.close()
 

@@ -262,6 +262,9 @@ class PublishTest(unittest.TestCase):
                 return [ln for ln in f if r.id in ln and "not run" in ln]
         lines = poll(line, "the worker's log line of the abort")
         self.assertIn("INFO", lines[0])
+        # A token, not a transaction id.
+        self.assertIn("barrier token %s" % r.barrier_token, lines[0])
+        self.assertNotIn("transaction %s" % r.barrier_token, lines[0])
         with open(log, encoding="utf-8", errors="replace") as f:
             text = f.read()
         self.assertNotIn("%s] raised unexpected" % r.id, text)

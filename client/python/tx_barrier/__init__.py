@@ -32,7 +32,8 @@ STATES = (IN_PROGRESS, COMMITTED, ABORTED)
 # SQLSTATEs the extension raises for a token it cannot answer for.
 _SQLSTATE_INVALID = "22023"   # a token in the future, a negative timeout
 _SQLSTATE_TOO_OLD = "55000"   # older than the commit log still knows
-_SQLSTATE_UNDEFINED_FUNCTION = "42883"   # the extension is not installed
+_SQLSTATE_UNDEFINED_FUNCTION = "42883"   # no barrier function on the path
+_SQLSTATE_UNDEFINED_OBJECT = "42704"     # no barrier_state type on the path
 
 # The SQL of each helper, shared with tx_barrier.aio.  Explicit casts keep
 # both drivers' parameter typing (psycopg2 literals, psycopg 3 binds) exact.
@@ -71,20 +72,34 @@ class BarrierConfigurationError(BarrierError):
 
 
 class BarrierExtensionMissing(BarrierConfigurationError):
-    """The database has no ``tx_barrier`` extension: run
-    ``CREATE EXTENSION tx_barrier`` in it.  ``database`` names it and
-    ``sqlstate`` is the server's error code (42883)."""
+    """The barrier functions are not found in the database: neither the
+    ``tx_barrier`` extension (``CREATE EXTENSION tx_barrier``) nor the
+    portable edition (``portable/tx_barrier_portable.sql``, for managed
+    servers where no C extension can be installed) is installed in a
+    schema on the connection's ``search_path``.  ``database`` names the
+    database, ``sqlstate`` is the server's error code (42883, or 42704 for
+    a missing ``barrier_state`` type) and ``server_message`` the server's
+    message, if known."""
 
-    def __init__(self, database, sqlstate=_SQLSTATE_UNDEFINED_FUNCTION):
+    def __init__(self, database, sqlstate=_SQLSTATE_UNDEFINED_FUNCTION,
+                 server_message=None):
         # args are the constructor's, so that Celery's result backend can
         # rebuild the exception.
-        super().__init__(database, sqlstate)
+        super().__init__(database, sqlstate, server_message)
         self.database = database
         self.sqlstate = sqlstate
+        self.server_message = server_message
 
     def __str__(self):
-        return ("the tx_barrier extension is not installed in database %r: "
-                "run CREATE EXTENSION tx_barrier in it" % (self.database,))
+        return ("the tx_barrier functions are not found in database %r "
+                "(%s%s): with the C extension, run CREATE EXTENSION tx_barrier "
+                "in it; with the portable edition (managed servers), install "
+                "portable/tx_barrier_portable.sql (psql -v schema=tx_barrier "
+                "-f ...) and put its schema on the search_path of the "
+                "application's and the workers' roles (ALTER ROLE ... SET "
+                "search_path = \"$user\", public, tx_barrier), with USAGE on it"
+                % (self.database, self.sqlstate,
+                   ": " + self.server_message if self.server_message else ""))
 
 
 def normalize_token(token):
@@ -140,8 +155,10 @@ def map_error(exc, cursor):
     code = _sqlstate(exc)
     if code in (_SQLSTATE_INVALID, _SQLSTATE_TOO_OLD):
         return BarrierTokenError(_message(exc), code)
-    if code == _SQLSTATE_UNDEFINED_FUNCTION and "barrier_" in _message(exc):
-        return BarrierExtensionMissing(_database_of(cursor), code)
+    if (code in (_SQLSTATE_UNDEFINED_FUNCTION, _SQLSTATE_UNDEFINED_OBJECT)
+            and "barrier_" in _message(exc)):
+        return BarrierExtensionMissing(_database_of(cursor), code,
+                                       _message(exc))
     return None
 
 

@@ -392,7 +392,8 @@ class TransactionBarrierTask(Task):
         if state == COMMITTED:
             return
         if state == ABORTED:
-            logger.info("transaction %s aborted, not running", token)
+            logger.info("barrier token %s: its transaction was rolled back, "
+                        "not running", token)
             if self.barrier_on_abort == "ignore":
                 raise Ignore()
             raise TransactionAborted(
@@ -401,7 +402,8 @@ class TransactionBarrierTask(Task):
         if state == IN_PROGRESS:
             self._barrier_retry(
                 request, token, using, waits,
-                BarrierTimeout("transaction %s still in progress after %ss"
+                BarrierTimeout("the transaction of barrier token %s is still "
+                               "in progress after %ss"
                                % (token, self.barrier_timeout)),
                 self.barrier_retry_delay)
         raise BarrierError("unexpected barrier state %r for token %s"
