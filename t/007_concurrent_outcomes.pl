@@ -45,18 +45,17 @@ COMMIT;
 INSERT INTO issued VALUES (:tok::text::xid8, :v);
 });
 
-my ($pgb_out, $pgb_err) = ('', '');
-# The test framework sets PGAPPNAME for every client; name the producers.
-local $ENV{PGAPPNAME} = 'txb_producer';
-my $pgbench = IPC::Run::start(
-	[
-		'pgbench', '-n', '-c', '6', '-j', '2', '-T', '8',
-		'-h', $node->host, '-p', $node->port, '-f', $script, 'postgres'
-	],
-	'>', \$pgb_out, '2>', \$pgb_err);
+# Enough waits on running transactions, with both outcomes: the condition
+# both the waiters and the producers run until (not a fixed time, which a
+# slow machine would fill with fewer of them).
+my $enough = q{
+	SELECT count(*) >= 25
+		   AND count(DISTINCT a.state) FILTER (WHERE a.state <> 'in progress') = 2
+	  FROM answers a JOIN issued i USING (token)};
 
 # Two waiters pick producers' running transactions (their top-level xid is
-# the token of the variants without a savepoint) and wait on them.  The
+# the token of the variants without a savepoint) and wait on them, until
+# there are enough answers (or a guard against a hang).  The
 # xid-to-xid8 cast assumes epoch 0, true of a fresh cluster.
 my @waiters;
 for my $w (1 .. 2)
@@ -66,14 +65,15 @@ for my $w (1 .. 2)
 		IPC::Run::start(
 			[
 				'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-h', $node->host,
-				'-p', $node->port, '-d', 'postgres', '-c', q{
-DO $$
+				'-p', $node->port, '-d', 'postgres', '-c', qq{
+DO \$\$
 DECLARE
 	x xid8;
 	s barrier_state;
+	done boolean := false;
 	t0 timestamptz := clock_timestamp();
 BEGIN
-	WHILE clock_timestamp() < t0 + interval '7 s' LOOP
+	WHILE NOT done AND clock_timestamp() < t0 + interval '300 s' LOOP
 		-- pg_stat_activity is otherwise read once per transaction
 		PERFORM pg_stat_clear_snapshot();
 		SELECT backend_xid::text::xid8 INTO x
@@ -85,15 +85,38 @@ BEGIN
 			INSERT INTO answers VALUES (x, s);
 			COMMIT;
 		END IF;
+		$enough INTO done;
 	END LOOP;
 END
-$$;}
+\$\$;}
 			],
 			'>', \$out, '2>', \$err),
 		\$out, \$err ];
 }
 
-ok($pgbench->finish, 'pgbench producers ran without errors')
+# The producers: batches of pgbench transactions until the waiters have
+# enough (every batch issues 6 x 20 tokens).
+my ($pgb_err, $pgb_ok, $batches) = ('', 1, 0);
+# The test framework sets PGAPPNAME for every client; name the producers.
+{
+	local $ENV{PGAPPNAME} = 'txb_producer';
+	my $guard = time + 300;
+	do
+	{
+		my ($out, $err) = ('', '');
+		$pgb_ok &&= IPC::Run::run(
+			[
+				'pgbench', '-n', '-c', '6', '-j', '2', '-t', '20',
+				'-h', $node->host, '-p', $node->port, '-f', $script, 'postgres'
+			],
+			'>', \$out, '2>', \$err);
+		$pgb_err .= $err;
+		$batches++;
+	} until ($node->safe_psql('postgres', $enough) eq 't' || time > $guard);
+}
+note "$batches pgbench batches";
+
+ok($pgb_ok, 'pgbench producers ran without errors')
   or diag($pgb_err);
 for my $w (@waiters)
 {
