@@ -80,7 +80,9 @@ for my $call ("barrier_wait('$token')", "barrier_wait('$token', '10 min')")
 		"statement_timeout ends $call with 57014");
 	is($out, '', "statement_timeout: $call returned nothing");
 	cmp_ok($secs, '>=', 0.2, "statement_timeout: $call waited 200ms");
-	cmp_ok($secs, '<', 2, "statement_timeout: $call ended within 2s");
+	# A bound no loaded machine reaches, far below the wait's own 10 min:
+	# the interrupt, not the wait's end, stopped it.
+	cmp_ok($secs, '<', 120, "statement_timeout: $call ended long before any wait's end");
 	producer_unaffected("statement_timeout, $call");
 }
 
@@ -104,7 +106,7 @@ for my $call ("barrier_wait('$token')", "barrier_wait('$token', '10 min')")
 		qr/ERROR:\s+57014: canceling statement due to user request/,
 		"pg_cancel_backend ends $call with 57014");
 	is($out, '', "cancel: $call returned nothing");
-	cmp_ok($secs, '<', 2, "cancel: $call ended within 2s");
+	cmp_ok($secs, '<', 120, "cancel: $call ended long before any wait's end");
 	is($w->query_safe('SELECT 1'), '1', "cancel: the waiter's session goes on");
 	producer_unaffected("cancel, $call");
 
@@ -130,7 +132,7 @@ for my $call ("barrier_wait('$token')", "barrier_wait('$token', '10 min')")
 	is($state, 'in progress', "timeout 300ms: returns 'in progress'");
 	is($err, '', 'timeout 300ms: no error');
 	cmp_ok($server_secs, '>=', 0.3, 'timeout 300ms: waited at least 300ms');
-	cmp_ok($secs, '<', 2, 'timeout 300ms: returned within 2s');
+	cmp_ok($secs, '<', 120, 'timeout 300ms: returned, not hung');
 	producer_unaffected('timeout 300ms');
 }
 
@@ -167,7 +169,7 @@ for my $call ("barrier_wait('$token')", "barrier_wait('$token', '10 min')")
 	is($err, '', 'lock_timeout 50ms, timeout 500ms: no lock timeout error');
 	cmp_ok($server_secs, '>=', 0.5,
 		'lock_timeout 50ms, timeout 500ms: waited the full 500ms');
-	cmp_ok($secs, '<', 2, 'lock_timeout 50ms, timeout 500ms: within 2s');
+	cmp_ok($secs, '<', 120, 'lock_timeout 50ms, timeout 500ms: returned, not hung');
 	producer_unaffected('lock_timeout');
 }
 

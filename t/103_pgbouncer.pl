@@ -227,8 +227,11 @@ my @bad_rows = grep {
 } sort keys %expect;
 is(scalar(@bad_rows), 0,
 	"the worker's next statement sees the row exactly when the answer is committed");
-cmp_ok($blocked_waits, '>', $total / 4,
-	"workers had to wait for open transactions ($blocked_waits of $total)");
+# How many of these waits found their transaction still open depends on the
+# machine's speed: reported, not asserted.  That a wait through the pooler
+# blocks, and what it answers then, is proven below with the producer held
+# open until its waiters show.
+note("$blocked_waits of $total waits found their transaction open");
 cmp_ok($max_servers, '<=', 2 * $pool_size,
 	"never more than the pools' $pool_size + $pool_size server connections (saw $max_servers)");
 my @errors = grep { $_->{err} ne '' } @producers, @waiters;
@@ -293,15 +296,24 @@ sub open_producer
 	my @blocked = map { pooled_session('worker') } 1 .. $pool_size + 2;
 	txb_start_statement($_, "SELECT 'W', barrier_wait('$token', '60s')")
 	  for @blocked;
-	$deadline = time + 30;
-	my $p;
+	# Until every server connection's backend sleeps on the token's xid
+	# lock and the rest of the clients queue (a guard against a hang, not a
+	# time the machine must meet).
+	$deadline = time + 180;
+	my ($p, $sleeping);
 	do
 	{
 		txb_statement_done($_) for @blocked;    # pumps their input through
 		$p = show_pools();
+		$sleeping = $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' "
+			  . "AND NOT granted AND transactionid = xid('$token'::xid8)");
 	  } until ($p->{worker}{sv_active} == $pool_size
-		  && $p->{worker}{cl_waiting} == 2)
+		  && $p->{worker}{cl_waiting} == 2
+		  && $sleeping == $pool_size)
 	  || time > $deadline;
+	is($sleeping, $pool_size,
+		'a wait through the pooler blocks on the open transaction (pg_locks)');
 	is($p->{worker}{sv_active}, $pool_size,
 		'each waiting client occupies a server connection');
 	is($node->safe_psql('postgres', "SELECT count(*) FROM barrier_waiters() WHERE token = '$token'"),
@@ -328,13 +340,11 @@ sub open_producer
 
 	my ($producer, $token) = open_producer(2);
 
-	my $t0 = time;
 	($ok, $out, $err) = bouncer_psql('worker',
 		"BEGIN; SET LOCAL statement_timeout = '300ms'; SELECT barrier_wait('$token'); COMMIT;");
 	ok(!$ok, 'SET LOCAL statement_timeout ends a wait through the pooler');
 	like($err, qr/canceling statement due to statement timeout/,
 		'the error is the statement timeout');
-	cmp_ok(time - $t0, '<', 30, 'and it came in time');
 	is((bouncer_psql('worker', 'SHOW statement_timeout'))[1], '0',
 		'SET LOCAL did not leak into the pooled server connection');
 	is((bouncer_psql('worker', "SELECT barrier_wait('$token', '100ms')"))[1],
