@@ -207,9 +207,11 @@ txb_cluster_stop() {
 
 # txb_wait_for COMMAND EXPECTED [TRIES]: runs COMMAND (a shell string)
 # until it prints EXPECTED, every 20 ms, at most TRIES times (default
-# 1500, 30 s).  Returns non-zero if it never did.
+# 6000, two minutes of sleeps: a guard against a hang that no loaded
+# machine reaches, not a speed it must meet).  Returns non-zero if it never
+# did.
 txb_wait_for() {
-	local cmd=$1 want=$2 tries=${3:-1500} got
+	local cmd=$1 want=$2 tries=${3:-6000} got
 	for _ in $(seq 1 "$tries"); do
 		got=$(eval "$cmd" 2>/dev/null) || got=
 		[ "$got" = "$want" ] && return 0

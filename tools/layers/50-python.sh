@@ -13,7 +13,7 @@ export TXB_PY_DB=txb_python TXB_PY_DB_OTHER=txb_python_other
 export TXB_PY_DB_NOEXT=txb_python_noext   # a database without the extension
 # a database with the portable edition in a schema off the search_path
 export TXB_PY_DB_OFFPATH=txb_python_offpath
-export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-30}
+export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-120}   # a hang guard, not a speed
 
 redis_pid=
 worker_pid=

@@ -336,11 +336,8 @@ if txb_as_owner "$PG_BINDIR/pg_basebackup" -h "$cdir" -p "$cport" -U postgres \
 	swait=$!
 	# the standby waiter is polling (asleep in pg_sleep), not answering
 	state=
-	for _ in $(seq 1 300); do
-		state=$(q "${SB[@]}" -c "SELECT wait_event FROM pg_stat_activity WHERE query LIKE '%barrier_wait(''$stok''%' AND pid <> pg_backend_pid()")
-		[ "$state" = PgSleep ] && break
-		sleep 0.05
-	done
+	txb_wait_for "q ${SB[*]} -c \"SELECT wait_event FROM pg_stat_activity WHERE query LIKE '%barrier_wait(''$stok''%' AND pid <> pg_backend_pid()\"" PgSleep &&
+		state=PgSleep
 	is "standby: the waiter polls while the producer is open" "$state" PgSleep
 	sahead=$(q "${SB[@]}" -c "SELECT (4294967296 + (pg_snapshot_xmax(pg_current_snapshot())::text::int8 + 1000000) % 4294967296)::text")
 	is "standby: a token beyond replay is not yet seen: in progress (status, bounded wait)" \
@@ -388,7 +385,7 @@ EOF
 	B=(-h 127.0.0.1 -p "$bport" -U postgres -d postgres)
 	# libpq 18+ may ask for a newer protocol than PgBouncer speaks
 	export PGMAXPROTOCOLVERSION=3.0
-	for _ in $(seq 1 100); do psql -X -q "${B[@]}" -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+	txb_wait_for "psql -X -q -At ${B[*]} -c 'SELECT 1'" 1
 	# 8 producers hold their transactions open until 8 waiters block
 	for i in $(seq 1 8); do
 		psql -X -q -At "${B[@]}" >"$bdir/p$i.out" 2>&1 <<EOF &
@@ -398,13 +395,8 @@ SELECT pg_sleep(0.5);
 $([ $((i % 2)) -eq 0 ] && echo ROLLBACK || echo COMMIT);
 EOF
 	done
-	ok=0
-	for _ in $(seq 1 100); do
-		ok=0
-		for i in $(seq 1 8); do [ -s "$bdir/p$i.out" ] && ok=$((ok + 1)); done
-		[ $ok -eq 8 ] && break
-		sleep 0.02
-	done
+	# until every producer has printed its token
+	txb_wait_for "for i in \$(seq 1 8); do [ -s '$bdir'/p\$i.out ] && echo; done | wc -l" 8
 	for i in $(seq 1 8); do
 		t=$(head -1 "$bdir/p$i.out")
 		psql -X -q -At "${B[@]}" -c "SELECT barrier_wait('$t', '30s')" >"$bdir/w$i.out" 2>&1 &

@@ -23,8 +23,9 @@ export async function newClient(config) {
 	return c;
 }
 
-// Polls fn every 20 ms until it returns a truthy value; fails after ms.
-export async function until(fn, what, ms = 20000) {
+// Polls fn every 20 ms until it returns a truthy value; fails after ms, a
+// guard against a hang that no loaded machine reaches.
+export async function until(fn, what, ms = 120000) {
 	const deadline = Date.now() + ms;
 	for (;;) {
 		const v = await fn();

@@ -18,7 +18,7 @@ from django.conf import settings  # noqa: E402
 
 from testproj.celeryapp import app  # noqa: E402,F401
 
-DEADLINE = float(os.environ.get("TXB_PY_DEADLINE", "30"))
+DEADLINE = float(os.environ.get("TXB_PY_DEADLINE", "120"))
 
 
 def poll(condition, what, timeout=DEADLINE, interval=0.02):

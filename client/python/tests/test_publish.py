@@ -288,14 +288,16 @@ class PublishTest(unittest.TestCase):
             self.assertNotIsInstance(cm.exception, AssertionError)
             return time.monotonic() - start
 
+        # The default policy gives up (the bound is a guard against a hang,
+        # not a speed the machine must reach) ...
         default = attempt()
-        self.assertLess(default, 3.0)
-        # The caller's policy wins: 4 retries 0.5 s apart take >= 1.5 s.
+        self.assertLess(default, 60.0)
+        # ... and the caller's policy wins: 4 retries 0.5 s apart sleep at
+        # least 1.5 s (a lower bound holds however slow the machine is).
         own = attempt(retry_policy={"max_retries": 4, "interval_start": 0.5,
                                     "interval_step": 0.5,
                                     "interval_max": 0.5})
         self.assertGreaterEqual(own, 1.5)
-        self.assertGreater(own, default)
 
 
 if __name__ == "__main__":
