@@ -140,7 +140,19 @@ crashes=0
 reused=0
 recover_failed=0
 end=$((SECONDS + seconds))
-while [ $SECONDS -lt $end ]; do
+# The soak lasts its time and, however slow the machine, until it has seen
+# at least two crashes and 100 published tokens (what the checks below
+# require), with a guard against a hang at ten times its time.
+guard=$((SECONDS + 10 * seconds + 300))
+soak_more() {
+	[ $SECONDS -lt $guard ] || return 1
+	[ $SECONDS -lt $end ] && return 0
+	[ "$crashes" -lt 2 ] && return 0
+	local n
+	n=$(grep -c '^[0-9]' "$tokens" 2>/dev/null)
+	[ "${n:-0}" -lt 100 ]
+}
+while soak_more; do
 	pids=()
 	PGAPPNAME=soak_producer txb_as_owner "$PG_BINDIR/pgbench" -n -c 4 -j 2 \
 		-T 3600 -f "$work/producer.sql" >>"$work/pgbench.log" 2>&1 &
