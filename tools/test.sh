@@ -267,7 +267,7 @@ done
 # The table: one row per layer, one column per major, passed/failed, and
 # the seconds each took.
 echo "=== summary (passed/failed, seconds; - = not run on that major)"
-layers=$(for f in "$results_top"/*/*; do [ -e "$f" ] && basename "$f"; done | sort -u)
+layers=$(for f in "$results_top"/*/*; do [ -e "$f" ] && basename "$f"; done | sort -uV)
 printf '%-16s' layer
 for major in $majors; do printf '%16s' "PG $major"; done
 printf '\n'
