@@ -119,7 +119,7 @@ if (cd "$app_dir" && cc app.c $(pkg-config --cflags --libs tx_barrier) \
 	# Producer on one connection; the program waits on another.
 	coproc PRODUCER { psql -X -q -At -d "$DB" 2>&1; }
 	echo 'BEGIN; SELECT barrier_enqueue();' >&"${PRODUCER[1]}"
-	IFS= read -r -t 30 token <&"${PRODUCER[0]}"
+	IFS= read -r -t 120 token <&"${PRODUCER[0]}"
 	PGAPPNAME=txb-e2e-app "$app_dir/app" "dbname=$DB" "${token:-x}" \
 		>"$logs/e2e.out" 2>&1 &
 	app=$!

@@ -114,7 +114,7 @@ run_suite() {	# LABEL WLOG CMD...
 		--without-mingle >"$wlog" 2>&1 &
 	worker_pid=$!
 	# The tests wait for the worker to answer a ping first.
-	timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-300}" "$@" -X faulthandler \
+	timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-900}" "$@" -X faulthandler \
 		-W ignore::DeprecationWarning -m unittest -v $TESTS >"$ulog" 2>&1
 	rc=$?
 	cat "$ulog"

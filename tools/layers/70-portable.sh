@@ -106,7 +106,7 @@ is "hostile search_path and temp tables do not reach the functions" \
 coproc PROD { psql -X -q -At -U txb_owner -d $DB 2>&1; }
 prod=$PROD_PID
 echo "SET search_path = txb; BEGIN; SELECT barrier_enqueue();" >&"${PROD[1]}"
-IFS= read -r -t 30 otok <&"${PROD[0]}"
+IFS= read -r -t 120 otok <&"${PROD[0]}"
 if timeout 60 psql -X -q -U txb_owner -d $DB -v schema=txb -f "$SQL" >"$dir/reinstall.log" 2>&1; then
 	pass "a second install into the same schema, while a producer's transaction is open"
 else
@@ -243,7 +243,7 @@ cq -c "SELECT barrier_enqueue()" >/dev/null	# earlier WAL flushed by this commit
 coproc PROD { psql -X -q -At "${C[@]}" 2>&1; }
 prod=$PROD_PID
 echo "BEGIN; SELECT barrier_enqueue();" >&"${PROD[1]}"
-IFS= read -r -t 30 lost <&"${PROD[0]}"
+IFS= read -r -t 120 lost <&"${PROD[0]}"
 lost_xid=$(( ${lost:-0} % 4294967296 ))
 restart immediate
 kill "$prod" 2>/dev/null
@@ -278,7 +278,7 @@ is "... and still after 300 more barrier commits and a restart" \
 coproc PROD { psql -X -q -At "${C[@]}" 2>&1; }
 prod=$PROD_PID
 echo "BEGIN; SELECT barrier_enqueue(), pg_backend_pid();" >&"${PROD[1]}"
-IFS='|' read -r -t 30 ktok kpid <&"${PROD[0]}"
+IFS='|' read -r -t 120 ktok kpid <&"${PROD[0]}"
 is "killed producer: in progress, then aborted" \
 	"$(cq -c "SELECT barrier_status('$ktok')" -c "SELECT pg_terminate_backend($kpid)" \
 		-c "SELECT barrier_wait('$ktok', '10s')" | tr '\n' ,)" "in progress,t,aborted,"
@@ -331,7 +331,7 @@ if txb_as_owner "$PG_BINDIR/pg_basebackup" -h "$cdir" -p "$cport" -U postgres \
 	coproc PROD { psql -X -q -At "${C[@]}" 2>&1; }
 	prod=$PROD_PID
 	echo "BEGIN; SELECT barrier_enqueue();" >&"${PROD[1]}"
-	IFS= read -r -t 30 stok <&"${PROD[0]}"
+	IFS= read -r -t 120 stok <&"${PROD[0]}"
 	psql -X -q -At "${SB[@]}" -c "SELECT barrier_wait('$stok', '60s')" >"$sdir/wait.out" 2>&1 &
 	swait=$!
 	# the standby waiter is polling (asleep in pg_sleep), not answering
