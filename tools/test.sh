@@ -30,7 +30,10 @@
 # end); the table at the end gives each layer's seconds.
 #
 # Installs what it needs (Debian packages, the extension, the client
-# library), so it must run as root on a fresh machine.
+# library), so it must run as root on a fresh machine.  Servers built from
+# source are cached in TXB_PG_PREFIX (default /opt/tx_barrier/pg), Debian
+# roots made with mmdebstrap in TXB_CACHE (default /var/cache/tx_barrier):
+# point both at new directories to time a run from a cold start.
 set -uo pipefail
 
 TXB_ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -153,7 +153,7 @@ host_bad=$bad
 # with mmdebstrap (cached), entered with chroot; it shares the network
 # namespace, so it reaches this PostgreSQL and Redis on 127.0.0.1.
 trixie_bad=0
-root=${TXB_TRIXIE_ROOT:-/var/cache/tx_barrier/trixie-python}
+root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python}
 if [ ! -x "$root/usr/bin/python3" ]; then
 	mkdir -p "$(dirname "$root")"
 	rm -rf "$root.new"

@@ -14,7 +14,7 @@
 set -uo pipefail
 
 ROOT_PACKAGES=postgresql-15,make,pkgconf,gcc,libc6-dev,libpq-dev,python3-psycopg2
-CACHE=/var/cache/tx_barrier
+CACHE=${TXB_CACHE:-/var/cache/tx_barrier}
 ROOT_TAR="$CACHE/bookworm-pg15-$(echo "$ROOT_PACKAGES" | md5sum | cut -c1-8).tar"
 # Debian's tools, not the pyenv interpreter first on PATH.
 DEB_PATH=/usr/sbin:/usr/bin:/sbin:/bin
