@@ -8,12 +8,16 @@
 EXTVERSION = 1.1
 
 REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
-	barrier_enqueue
+	barrier_enqueue barrier_wait_any
 REGRESS_OPTS = --inputdir=. --load-extension=tx_barrier
 
 ISOLATION = wait_commit wait_abort wait_savepoint wait_prepared wait_all \
 	wait_nested_savepoint wait_timeout wait_deadlock wait_snapshot
 ISOLATION_OPTS = --load-extension=tx_barrier
+# Specs that need tx_barrier in shared_preload_libraries: the isolation
+# layer (tools/layers/20-isolation.sh) runs them, with ISOLATION set to this
+# list, against a second server that preloads it.
+ISOLATION_PRELOADED = wait_any
 
 TAP_TESTS = 1
 

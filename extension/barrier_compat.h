@@ -16,6 +16,8 @@
 
 #include "access/transam.h"
 #include "access/xlogdefs.h"
+#include "storage/shmem.h"
+#include "utils/hsearch.h"
 #include "utils/wait_event.h"
 
 #if PG_VERSION_NUM < 150000
@@ -90,6 +92,36 @@ txb_compat_standby_wait_event(void)
 	return event;
 #else
 	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/*
+ * The wait event of barrier_wait_any() on a primary, while it sleeps on its
+ * latch: "TxBarrierWaitAny" from 17, the generic "Extension" before.
+ */
+static inline uint32
+txb_compat_wait_any_event(void)
+{
+#if PG_VERSION_NUM >= 170000
+	static uint32 event = 0;
+
+	if (event == 0)
+		event = WaitEventExtensionNew("TxBarrierWaitAny");
+	return event;
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/* 19 gives ShmemInitHash one size instead of an initial and a maximum. */
+static inline HTAB *
+txb_compat_shmem_init_hash(const char *name, long nelems, HASHCTL *info,
+						   int flags)
+{
+#if PG_VERSION_NUM >= 190000
+	return ShmemInitHash(name, nelems, info, flags);
+#else
+	return ShmemInitHash(name, nelems, nelems, info, flags);
 #endif
 }
 

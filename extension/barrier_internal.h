@@ -60,6 +60,17 @@ extern TxbState txb_wait(FullTransactionId fxid, bool has_deadline,
 						 TimestampTz deadline);
 extern void txb_warn_if_snapshot_hides(FullTransactionId fxid, TxbState state);
 
+/* barrier_wait_any.c */
+extern int	txb_wait_any_max_tokens;
+extern int	txb_wait_any_recheck_ms;
+extern void txb_any_init(void);
+extern void txb_any_unique(uint64 *tokens, int *ntokens);
+extern int	txb_any_find(const uint64 *tokens, int ntokens, uint64 token);
+extern int	txb_wait_any(const uint64 *tokens, int ntokens, bool has_deadline,
+						 TimestampTz deadline, TxbState *state, bool *answered);
+struct ReturnSetInfo;
+extern void txb_any_report_waiters(struct ReturnSetInfo *rsinfo);
+
 /* barrier_xact.c */
 extern void txb_xact_init(void);
 extern void txb_xact_note_enqueue(void);

@@ -215,7 +215,8 @@ PG_FUNCTION_INFO_V1(barrier_waiters);
 
 /*
  * barrier_waiters(): the sessions blocked in barrier_wait/barrier_wait_all
- * right now, with the token each waits on and since when.
+ * right now, with the token each waits on and since when, and one row per
+ * token of each session blocked in barrier_wait_any.
  */
 Datum
 barrier_waiters(PG_FUNCTION_ARGS)
@@ -254,5 +255,6 @@ barrier_waiters(PG_FUNCTION_ARGS)
 		values[2] = TimestampTzGetDatum(since);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	txb_any_report_waiters(rsinfo);
 	return (Datum) 0;
 }

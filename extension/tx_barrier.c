@@ -9,8 +9,8 @@
  * polling, whether the transaction committed or aborted.
  *
  * The functions here only convert arguments and results; the work is done
- * in barrier_token.c (enqueue), barrier_state.c (status) and
- * barrier_wait.c (waiting).
+ * in barrier_token.c (enqueue), barrier_state.c (status), barrier_wait.c
+ * (waiting) and barrier_wait_any.c (waiting for the first of many).
  *
  *-------------------------------------------------------------------------
  */
@@ -58,12 +58,31 @@ _PG_init(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("tx_barrier.wait_any_recheck_interval",
+							"Safety net: how often a sleeping barrier_wait_any() looks at its tokens even when not woken.",
+							"Ending transactions wake the waiters; 0 turns the safety net off.",
+							&txb_wait_any_recheck_ms,
+							1000, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	/* Sizes shared memory, which only exists when preloaded. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("tx_barrier.max_wait_any_tokens",
+								"Distinct running tokens that all barrier_wait_any() calls together can wait on.",
+								"Sizes a table in shared memory.",
+								&txb_wait_any_max_tokens,
+								8192, 16, INT_MAX / 2,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tx_barrier");
 
 	txb_xact_init();
 	txb_monitor_init();
 	txb_standby_init();
 	txb_reserve_init();
+	txb_any_init();
 }
 
 /*
@@ -111,7 +130,8 @@ txb_deadline(FunctionCallInfo fcinfo, int argno, bool *has_deadline,
  * The barrier_state Datum of each TxbState, looked up once per call site
  * (cached in fn_extra), not once per call: workers call these functions in
  * tight loops.  The type comes from the function's declared result: the
- * enum itself, or the "state" column of barrier_wait_all's rows.
+ * enum itself, or the "state" column of barrier_wait_all's and
+ * barrier_wait_any's rows.
  */
 static const Datum *
 txb_labels(FunctionCallInfo fcinfo)
@@ -260,6 +280,102 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 			}
 			values[1] = labels[state];
 		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+							 values, nulls);
+	}
+
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(barrier_wait_any);
+
+/*
+ * barrier_wait_any(tokens xid8[], timeout interval DEFAULT NULL)
+ *		returns table(token xid8, state barrier_state)
+ *
+ * Sleeps until at least one token's transaction has ended, then returns one
+ * row for each array element whose token has ended (or is the caller's own
+ * transaction, "in progress" as barrier_wait answers it), in array order;
+ * duplicates are answered alike, NULL elements never.  No rows when the
+ * timeout passed first, or when there is no token at all.
+ */
+Datum
+barrier_wait_any(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		has_deadline;
+	TimestampTz deadline;
+	ArrayType  *tokens;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	uint64	   *distinct;
+	int			ndistinct = 0;
+	TxbState   *states;
+	bool	   *answered;
+	int			nanswered;
+	const Datum *labels;
+	bool		hidden_warned = false;
+
+	txb_deadline(fcinfo, 1, &has_deadline, &deadline);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_ARGISNULL(0))
+		return (Datum) 0;
+
+	tokens = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(tokens) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("barrier tokens must be a one-dimensional array")));
+	deconstruct_array(tokens, XID8OID, sizeof(FullTransactionId),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &elem_nulls, &nelems);
+
+	distinct = palloc(Max(nelems, 1) * sizeof(uint64));
+	for (int i = 0; i < nelems; i++)
+		if (!elem_nulls[i])
+			distinct[ndistinct++] =
+				U64FromFullTransactionId(DatumGetFullTransactionId(elems[i]));
+	txb_any_unique(distinct, &ndistinct);
+	if (ndistinct == 0)
+		return (Datum) 0;
+
+	states = palloc(ndistinct * sizeof(TxbState));
+	answered = palloc(ndistinct * sizeof(bool));
+	nanswered = txb_wait_any(distinct, ndistinct, has_deadline, deadline,
+							 states, answered);
+
+	if (nanswered == 0)
+	{
+		txb_count_wait(TXB_IN_PROGRESS);
+		return (Datum) 0;
+	}
+
+	labels = txb_labels(fcinfo);
+	for (int i = 0; i < nelems; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+		int			k;
+
+		if (elem_nulls[i])
+			continue;
+		k = txb_any_find(distinct, ndistinct,
+						 U64FromFullTransactionId(DatumGetFullTransactionId(elems[i])));
+		if (!answered[k])
+			continue;
+
+		txb_count_wait(states[k]);
+		if (!hidden_warned && states[k] == TXB_COMMITTED &&
+			IsolationUsesXactSnapshot())
+		{
+			txb_warn_if_snapshot_hides(FullTransactionIdFromU64(distinct[k]),
+									   states[k]);
+			hidden_warned = true;
+		}
+		values[0] = elems[i];
+		values[1] = labels[states[k]];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
 							 values, nulls);
 	}

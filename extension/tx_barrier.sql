@@ -50,6 +50,17 @@ LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 10;
 COMMENT ON FUNCTION @extschema@.barrier_wait_all(pg_catalog.xid8[], pg_catalog.interval) IS
 'wait until every token''s transaction has ended; the timeout bounds the whole call';
 
+CREATE FUNCTION @extschema@.barrier_wait_any(tokens pg_catalog.xid8[],
+											 timeout pg_catalog.interval DEFAULT NULL,
+											 OUT token pg_catalog.xid8,
+											 OUT state @extschema@.barrier_state)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'barrier_wait_any'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 1;
+
+COMMENT ON FUNCTION @extschema@.barrier_wait_any(pg_catalog.xid8[], pg_catalog.interval) IS
+'wait until at least one token''s transaction has ended; rows for every token that has (none on timeout)';
+
 CREATE FUNCTION @extschema@.barrier_stats(
 	OUT scope pg_catalog.text,
 	OUT enqueued pg_catalog.int8,
@@ -77,7 +88,7 @@ AS 'MODULE_PATHNAME', 'barrier_waiters'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.barrier_waiters() IS
-'sessions blocked in barrier_wait or barrier_wait_all, with their tokens (needs shared_preload_libraries)';
+'sessions blocked in barrier_wait, barrier_wait_all or barrier_wait_any, with their tokens (needs shared_preload_libraries)';
 
 -- Who waits on which token is as private as pg_stat_activity's query text.
 REVOKE ALL ON FUNCTION @extschema@.barrier_waiters() FROM PUBLIC;

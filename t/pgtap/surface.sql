@@ -1,7 +1,7 @@
 -- pgTAP: the SQL contract other tools depend on, and the SQLSTATE of every
 -- error a client may want to tell apart.
 BEGIN;
-SELECT plan(43);
+SELECT plan(50);
 
 -- names and signatures
 SELECT has_type('pg_catalog', 'barrier_state', 'type barrier_state exists');
@@ -11,19 +11,22 @@ SELECT has_function('pg_catalog', 'barrier_enqueue', ARRAY[]::name[]);
 SELECT has_function('pg_catalog', 'barrier_status', ARRAY['xid8']);
 SELECT has_function('pg_catalog', 'barrier_wait', ARRAY['xid8', 'interval']);
 SELECT has_function('pg_catalog', 'barrier_wait_all', ARRAY['xid8[]', 'interval']);
+SELECT has_function('pg_catalog', 'barrier_wait_any', ARRAY['xid8[]', 'interval']);
 SELECT has_function('pg_catalog', 'barrier_stats', ARRAY[]::name[]);
 SELECT has_function('pg_catalog', 'barrier_waiters', ARRAY[]::name[]);
 SELECT function_returns('pg_catalog', 'barrier_enqueue', ARRAY[]::name[], 'xid8');
 SELECT function_returns('pg_catalog', 'barrier_status', ARRAY['xid8'], 'barrier_state');
 SELECT function_returns('pg_catalog', 'barrier_wait', ARRAY['xid8', 'interval'], 'barrier_state');
 SELECT function_returns('pg_catalog', 'barrier_wait_all', ARRAY['xid8[]', 'interval'], 'setof record');
+SELECT function_returns('pg_catalog', 'barrier_wait_any', ARRAY['xid8[]', 'interval'], 'setof record');
 
 -- all volatile and parallel unsafe
 SELECT volatility_is('pg_catalog', f, a, 'volatile', f || ' is volatile')
   FROM (VALUES ('barrier_enqueue', ARRAY[]::name[]),
 			   ('barrier_status', ARRAY['xid8']::name[]),
 			   ('barrier_wait', ARRAY['xid8', 'interval']::name[]),
-			   ('barrier_wait_all', ARRAY['xid8[]', 'interval']::name[])) v(f, a);
+			   ('barrier_wait_all', ARRAY['xid8[]', 'interval']::name[]),
+			   ('barrier_wait_any', ARRAY['xid8[]', 'interval']::name[])) v(f, a);
 SELECT is(count(*)::int, 0, 'no barrier function is parallel safe or restricted')
   FROM pg_proc WHERE proname LIKE 'barrier\_%' AND proparallel <> 'u';
 
@@ -47,6 +50,9 @@ SELECT is(barrier_status('2'), 'committed', 'frozen xid is committed');
 SELECT is(barrier_status(NULL), NULL, 'NULL token, NULL state');
 SELECT is(barrier_wait(NULL, NULL), NULL, 'NULL token and timeout, NULL state');
 SELECT is((SELECT count(*)::int FROM barrier_wait_all('{}')), 0, 'empty array, no rows');
+SELECT is((SELECT count(*)::int FROM barrier_wait_any('{}')), 0, 'wait_any: empty array, no rows');
+SELECT is((SELECT state FROM barrier_wait_any(ARRAY[barrier_enqueue()])), 'in progress',
+	'wait_any on oneself returns at once');
 
 SAVEPOINT sp;
 SELECT barrier_enqueue() AS sub_token \gset
@@ -72,6 +78,11 @@ SELECT throws_ok($$SELECT barrier_wait('2', '178000000 years')$$, '22023', NULL,
 	'timeout out of range: 22023');
 SELECT throws_ok($$SELECT * FROM barrier_wait_all('{{2},{2}}')$$, '2202E', NULL,
 	'two-dimensional token array: 2202E');
+
+SELECT throws_ok($$SELECT * FROM barrier_wait_any('{1000000000000}')$$, '22023',
+	NULL, 'wait_any on a future token: 22023');
+SELECT throws_ok($$SELECT * FROM barrier_wait_any('{{2},{2}}')$$, '2202E', NULL,
+	'wait_any, two-dimensional token array: 2202E');
 
 SELECT throws_ok($$SELECT * FROM barrier_waiters()$$, '55000', NULL,
 	'barrier_waiters() without shared_preload_libraries: 55000');
