@@ -267,3 +267,59 @@ txb_install_barrier() {
 			-c "ALTER DATABASE \"$db\" SET search_path = \"\$user\", public, tx_barrier" \
 			-c "GRANT USAGE ON SCHEMA tx_barrier TO PUBLIC"
 }
+
+# txb_pgbouncer_start DIR DB PORT_VAR PID_VAR: a throwaway PgBouncer in
+# transaction pooling mode (pool of 4 server connections) in front of
+# database DB of the server libpq's PGHOST/PGPORT name, listening on a free
+# port of 127.0.0.1 (trust, user postgres), its files in DIR; run as the
+# server's owner (it refuses root) in the background of the calling shell.
+# Stores the port and the pid in the named variables and returns once it
+# answers.  Stop it with txb_pgbouncer_stop DIR (runuser does not pass
+# signals on).  Not for $(...).
+txb_pgbouncer_start() {
+	local dir=$1 db=$2 port_var=$3 pid_var=$4 free pid
+	mkdir -p "$dir"
+	free=$(txb_free_port) || return 1
+	echo '"postgres" ""' >"$dir/userlist.txt"
+	cat >"$dir/pgbouncer.ini" <<EOT
+[databases]
+$db = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$db pool_size=4
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $free
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+max_client_conn = 200
+default_pool_size = 4
+query_wait_timeout = 60
+server_check_delay = 0
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOT
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
+	txb_as_owner /usr/sbin/pgbouncer "$dir/pgbouncer.ini" >"$dir/pgbouncer.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do
+		PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$free" -U postgres \
+			-d "$db" -c 'SELECT 1' >/dev/null 2>&1 && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$free" -U postgres \
+		-d "$db" -c 'SELECT 1' >/dev/null 2>&1; then
+		cat "$dir/pgbouncer.out" "$dir/pgbouncer.log" >&2 2>/dev/null
+		txb_pgbouncer_stop "$dir"
+		return 1
+	fi
+	printf -v "$port_var" '%s' "$free"
+	printf -v "$pid_var" '%s' "$pid"
+}
+txb_pgbouncer_stop() {
+	if [ -s "$1/pgbouncer.pid" ]; then
+		kill -TERM "$(cat "$1/pgbouncer.pid")" 2>/dev/null
+		rm -f "$1/pgbouncer.pid"
+	fi
+}

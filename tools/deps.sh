@@ -21,6 +21,10 @@ PACKAGES=(
 	# Celery/Django adapter tests (for /usr/bin/python3)
 	redis-server python3 python3-celery python3-django python3-psycopg2
 	python3-redis python3-pip python3-setuptools python3-psycopg
+	# ... its SQLAlchemy (sync and asyncio) and RQ integrations, and the
+	# Flask and FastAPI guides' samples
+	python3-sqlalchemy python3-greenlet python3-asyncpg python3-rq
+	python3-flask python3-fastapi python3-httpx
 	# the documentation's samples in other languages (docs/samples/)
 	ruby ruby-pg
 	# Debian packages (tools/layers/80-package.sh) and the PGXN zip

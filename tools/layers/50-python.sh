@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The Celery/Django adapter (client/python) end to end: the package installed
-# with pip, two databases with the extension, a real Redis broker, a real
-# Celery worker process, and the unittest suite in client/python/tests.
+# The Python adapter (client/python) end to end: the package installed with
+# pip, two databases with the extension, a real Redis broker, a PgBouncer in
+# transaction pooling mode, real worker processes -- a Celery worker of the
+# Django project, a Celery worker of a SQLAlchemy application without
+# Django -- and the unittest suite in client/python/tests.
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 
@@ -16,27 +18,36 @@ export TXB_PY_DB_OFFPATH=txb_python_offpath
 export TXB_PY_DEADLINE=${TXB_PY_DEADLINE:-120}   # a hang guard, not a speed
 
 redis_pid=
-worker_pid=
+bouncer_pid=
+worker_pids=
 mounted=
 inner=
 stop_worker() {
-	if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
-		# Warm shutdown of the worker and its pool (its own process group).
-		kill -TERM -- "-$worker_pid" 2>/dev/null
+	local pid
+	for pid in $worker_pids; do
+		# Warm shutdown of each worker and its pool (own process groups).
+		kill -TERM -- "-$pid" 2>/dev/null
+	done
+	for pid in $worker_pids; do
 		for _ in $(seq 1 100); do
-			kill -0 "$worker_pid" 2>/dev/null || break
+			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL -- "-$worker_pid" 2>/dev/null
-		wait "$worker_pid" 2>/dev/null
-	fi
-	worker_pid=
+		kill -KILL -- "-$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	worker_pids=
 }
 stop_all() {
 	stop_worker
 	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
 		kill -TERM "$redis_pid" 2>/dev/null
 		wait "$redis_pid" 2>/dev/null
+	fi
+	if [ -n "$bouncer_pid" ]; then
+		txb_pgbouncer_stop "$dir/pgbouncer"
+		wait "$bouncer_pid" 2>/dev/null
+		bouncer_pid=
 	fi
 	for m in $mounted; do
 		umount "$m" || umount -l "$m"
@@ -99,20 +110,34 @@ export TXB_REDIS_URL="redis://127.0.0.1:$rport"
 # A port nothing listens on: the broker-down test publishes to it.
 TXB_PY_DEAD_PORT=$(txb_free_port) || fail_setup "no free port"
 export TXB_PY_DEAD_PORT
-export TXB_PY_WORKER_LOG="$dir/worker.log"
 
-# 4. One run of the suite: a Celery worker (four prefork processes, in a
-# process group of its own) and the unittest modules.  CMD runs python in
-# the tests' directory, with TXB_PY_WORKER_LOG naming WLOG as it sees it.
-TESTS="test_core test_celery test_publish test_drivers"
-run_suite() {	# LABEL WLOG CMD...
-	local label=$1 wlog=$2 ulog="$dir/unittest-$1.log"
+# PgBouncer (transaction pooling) in front of the first database.
+txb_pgbouncer_start "$dir/pgbouncer" "$TXB_PY_DB" bport bouncer_pid ||
+	fail_setup "pgbouncer did not start"
+export TXB_PGBOUNCER_PORT=$bport
+
+# 4. One run of the suite: the workers (each in a process group of its own)
+# and the unittest modules.  CMD runs python in the tests' directory, with
+# TXB_PY_WORKER_LOG naming LOGDIR/worker.log as it sees it; LOGDIR is the
+# directory as this shell sees it.
+#   worker.log     Celery worker of the Django project (four prefork
+#                  processes; the Django settings are its configuration)
+#   sa-worker.log  Celery worker of sa_app: SQLAlchemy, no Django at all
+TESTS="test_core test_celery test_publish test_drivers test_sqlalchemy"
+run_suite() {	# LABEL LOGDIR CMD...
+	local label=$1 logdir=$2 ulog="$dir/unittest-$1.log"
+	local wlog=$2/worker.log
 	shift 2
 	: >"$wlog"
 	setsid "$@" -m celery -A testproj.celeryapp worker --loglevel=INFO \
 		--concurrency=4 --hostname="txb-python@%h" --without-gossip \
 		--without-mingle >"$wlog" 2>&1 &
-	worker_pid=$!
+	worker_pids=$!
+	# No DJANGO_SETTINGS_MODULE: sa_app's worker must not need Django.
+	setsid "$@" -m celery -A sa_app worker --loglevel=INFO -Q txb_sa \
+		--concurrency=2 --hostname="txb-sa@%h" --without-gossip \
+		--without-mingle >"$logdir/sa-worker.log" 2>&1 &
+	worker_pids="$worker_pids $!"
 	# The tests wait for the worker to answer a ping first.
 	timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-900}" "$@" -X faulthandler \
 		-W ignore::DeprecationWarning -m unittest -v $TESTS >"$ulog" 2>&1
@@ -139,33 +164,50 @@ run_suite() {	# LABEL WLOG CMD...
 	if [ "$bad" -ne 0 ]; then
 		echo "--- worker log (tail)"
 		tail -n 80 "$wlog"
+		echo "--- sa_app worker log (tail)"
+		tail -n 40 "$logdir/sa-worker.log"
 	fi
 	stop_worker
 }
 
-# 5. On the host's Debian 12 Celery, Django, psycopg2 and psycopg 3.
-run_suite python "$dir/worker.log" sh -c 'cd "$0" && exec "$@"' \
-	"$src/tests" env TXB_PY_WORKER_LOG="$dir/worker.log" "$PY"
+# 5. On the host's Debian 12 Celery, Django, SQLAlchemy, psycopg2 and
+# psycopg 3.
+"$PY" -c 'import celery, django, sqlalchemy, psycopg, psycopg2
+print("Debian 12: Celery", celery.__version__, "Django", django.__version__,
+      "SQLAlchemy", sqlalchemy.__version__, "psycopg", psycopg.__version__,
+      "psycopg2", psycopg2.__version__.split()[0])' 
+run_suite python "$dir" sh -c 'cd "$0" && exec "$@"' \
+	"$src/tests" env -u DJANGO_SETTINGS_MODULE \
+	TXB_PY_WORKER_LOG="$dir/worker.log" "$PY"
 txb_result python $(( passed + ok )) $(( failed + bad ))
 host_bad=$bad
 
-# 6. The same on Debian 13's Celery, Django and psycopg: a trixie root made
-# with mmdebstrap (cached), entered with chroot; it shares the network
-# namespace, so it reaches this PostgreSQL and Redis on 127.0.0.1.
+# 6. The same on Debian 13's Celery, Django, SQLAlchemy and psycopg: a
+# trixie root made with mmdebstrap (cached), entered with chroot; it shares
+# the network namespace, so it reaches this PostgreSQL, Redis and PgBouncer
+# on 127.0.0.1.  The root's name carries a digest of its package list: a
+# new list makes a new root once, and a root in use by another run is
+# never replaced under it.
 trixie_bad=0
-root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python}
-if [ ! -x "$root/usr/bin/python3" ]; then
-	mkdir -p "$(dirname "$root")"
-	rm -rf "$root.new"
-	mmdebstrap --quiet --variant=minbase --include=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis \
-		trixie "$root.new" >"$dir/mmdebstrap.log" 2>&1 &&
-		mv "$root.new" "$root" || {
-		cat "$dir/mmdebstrap.log"
+pkgs=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis,python3-sqlalchemy,python3-greenlet,python3-asyncpg,python3-rq
+root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python-$(echo "$pkgs" | md5sum | cut -c1-8)}
+mkdir -p "$(dirname "$root")"
+(
+	flock 9
+	if [ ! -x "$root/usr/bin/python3" ]; then
 		rm -rf "$root.new"
-		txb_result python-trixie 0 1
-		exit 1
-	}
-fi
+		mmdebstrap --quiet --variant=minbase --include="$pkgs" \
+			trixie "$root.new" >"$dir/mmdebstrap.log" 2>&1 &&
+			mv "$root.new" "$root" || {
+			cat "$dir/mmdebstrap.log"
+			rm -rf "$root.new"
+			exit 1
+		}
+	fi
+) 9>"$root.lock" || {
+	txb_result python-trixie 0 1
+	exit 1
+}
 inner=/tmp/txb-python.$$
 rm -rf "${root:?}$inner"
 mkdir -p "$root$inner/site"
@@ -179,8 +221,12 @@ for m in proc dev dev/shm; do
 	fi
 done
 case "$PGHOST" in /*|'') chost=127.0.0.1 ;; *) chost=$PGHOST ;; esac
-run_suite python-trixie "$root$inner/worker.log" chroot "$root" \
-	sh -c 'cd "$0" && exec "$@"' "$inner/tests" env \
+chroot "$root" python3 -c 'import celery, django, sqlalchemy, psycopg, psycopg2
+print("Debian 13: Celery", celery.__version__, "Django", django.__version__,
+      "SQLAlchemy", sqlalchemy.__version__, "psycopg", psycopg.__version__,
+      "psycopg2", psycopg2.__version__.split()[0])'
+run_suite python-trixie "$root$inner" chroot "$root" \
+	sh -c 'cd "$0" && exec "$@"' "$inner/tests" env -u DJANGO_SETTINGS_MODULE \
 	PYTHONPATH="$inner/site:$inner/tests" PGHOST="$chost" \
 	TXB_PY_WORKER_LOG="$inner/worker.log" python3
 trixie_bad=$bad

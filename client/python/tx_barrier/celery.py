@@ -48,6 +48,9 @@ from . import (ABORTED, COMMITTED, IN_PROGRESS, BarrierConfigurationError,
                BarrierError, BarrierExtensionMissing, normalize_token)
 from . import db as _db
 
+# Follow SQLAlchemy sessions' transactions from now on, if it is installed.
+_db.sqlalchemy_support()
+
 __all__ = [
     "TransactionBarrierTask", "TransactionAborted", "BarrierTimeout",
     "BarrierExtensionMissing", "apply_async_with_barrier",
@@ -155,14 +158,14 @@ def _barrier_headers(options, token, using):
 
 
 def apply_async_with_barrier(sig_or_canvas, using=None, db_connection=None,
-                             **options):
+                             session=None, token=None, **options):
     """Publishes a signature, chain, group or chord now; its first tasks
     (the first of a chain, every task of a group or of a chord's header) run
     only once the current transaction has committed; when it aborts they
     fail with :class:`TransactionAborted`, their errbacks run and nothing
     downstream is sent.
 
-    ``using`` / ``db_connection`` are those of
+    ``using`` / ``db_connection`` / ``session`` / ``token`` are those of
     :meth:`TransactionBarrierTask.apply_async_with_barrier`; the other
     keyword arguments go to the canvas's ``apply_async``.  Every first task
     must be a :class:`TransactionBarrierTask` (others would not wait):
@@ -180,11 +183,14 @@ def apply_async_with_barrier(sig_or_canvas, using=None, db_connection=None,
         raise BarrierConfigurationError(
             "transaction barriers need Celery's task message protocol 2 "
             "(task_protocol = 2, the default)")
-    if using is None and db_connection is None:
+    explicit = (db_connection, session, token) != (None, None, None)
+    if using is None and not explicit:
         using = _db.open_atomic_alias()
-    token = None
-    if not app.conf.task_always_eager:
-        token = _db.producer_token(using=using, connection=db_connection)
+    if app.conf.task_always_eager:
+        token = None
+    else:
+        token = _db.producer_token(using=using, connection=db_connection,
+                                   session=session, token=token)
     if token is not None:
         _with_publish_policy(app, options)
     mark = _explicit.set((token, using) if token is not None else False)
@@ -269,7 +275,8 @@ class TransactionBarrierTask(Task):
     # --- producer -----------------------------------------------------------
 
     def apply_async_with_barrier(self, args=None, kwargs=None,
-                                 using=None, db_connection=None, **options):
+                                 using=None, db_connection=None,
+                                 session=None, token=None, **options):
         """Publishes the task now; the worker runs it only once the current
         transaction has committed.
 
@@ -280,8 +287,17 @@ class TransactionBarrierTask(Task):
             (default: ``barrier_using`` or ``"default"``); the worker checks
             the token on the database of the same alias.
         ``db_connection``
-            a DB-API connection (psycopg2) to take the token on instead of
-            Django's; ``using`` then names the worker's database for it.
+            a DB-API connection (psycopg2, psycopg 3) to take the token on
+            instead of Django's; ``using`` then names the worker's database
+            for it.
+        ``session``
+            a SQLAlchemy ``Session`` or ``Connection`` to take the token on
+            (default: the one with a transaction open in this thread or
+            asyncio task, when no ``atomic()`` block is open).
+        ``token``
+            a token taken already (``await
+            tx_barrier.sqlalchemy.enqueue_async(session)``,
+            ``tx_barrier.aio.enqueue(conn)``): published as it is.
 
         Returns the task's ``AsyncResult``, with the token in its
         ``barrier_token`` attribute (``None`` if there was none to take).
@@ -291,17 +307,19 @@ class TransactionBarrierTask(Task):
         waiting: it would otherwise wait for its own transaction.
         """
         using = using or self.barrier_using
-        if using is None and db_connection is None:
+        if using is None and (db_connection, session, token) == (None,) * 3:
             using = _db.open_atomic_alias()
-        token = None
         if self.app.conf.task_protocol == 1:
             # Message protocol 1 has no headers: the token would be dropped
             # and the task would run without waiting.
             raise BarrierConfigurationError(
                 "transaction barriers need Celery's task message protocol 2 "
                 "(task_protocol = 2, the default)")
-        if not self.app.conf.task_always_eager:
-            token = _db.producer_token(using=using, connection=db_connection)
+        if self.app.conf.task_always_eager:
+            token = None
+        else:
+            token = _db.producer_token(using=using, connection=db_connection,
+                                       session=session, token=token)
         if token is not None:
             _barrier_headers(options, token, using)
             _with_publish_policy(self.app, options)
@@ -342,22 +360,24 @@ class TransactionBarrierTask(Task):
         did."""
         if self.app.conf.task_always_eager or self.app.conf.task_protocol == 1:
             return False
-        connections = _db._django_connections()
-        if connections is None:
+        found = _db.open_transaction(self.barrier_using)
+        if found is None:
             return False
-        using = self.barrier_using or _db.open_atomic_alias(connections)
-        conn = connections[using or _db.DEFAULT_ALIAS]
-        if not conn.in_atomic_block:
-            return False
+        kind, where = found
+        using = self.barrier_using or (where if kind == "django" else None)
         auto = self.app.conf.get("tx_barrier_auto")
         if not self.barrier_auto or auto is False:
             logger.warning(
-                "%s published inside transaction.atomic() without a barrier: "
-                "it may run before COMMIT or after a rollback; use "
-                "apply_async_with_barrier() (or transaction.on_commit)",
-                self.name)
+                "%s published inside %s without a barrier: it may run "
+                "before COMMIT or after a rollback; use "
+                "apply_async_with_barrier() (or an on-commit hook)",
+                self.name, "transaction.atomic()" if kind == "django"
+                else "a SQLAlchemy transaction")
             return False
-        token = _db.producer_token(using=using)
+        if kind == "django":
+            token = _db.producer_token(using=using)
+        else:
+            token = _db.producer_token(using=using, session=where)
         if token is not None:
             _barrier_headers(options, token, using)
             _with_publish_policy(self.app, options)

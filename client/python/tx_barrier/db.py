@@ -1,16 +1,22 @@
 """Finding the database connection a barrier token is taken or checked on.
 
 Producer side: the token must come from the connection whose transaction
-changes the data.  That is either a DB-API connection the caller passes in
-(psycopg2) or a Django database connection, by alias (``using``).
+changes the data.  That is a DB-API connection the caller passes in
+(psycopg2, psycopg 3), a SQLAlchemy ``Session`` or ``Connection``
+(``session``), a token the caller took already (``token``), or, by
+default, the open transaction: Django's ``atomic()`` block (by alias,
+``using``), else the SQLAlchemy session or connection with a transaction
+open in this thread or asyncio task (:mod:`tx_barrier.sqlalchemy`).
 
 Worker side: the token is checked on a connection to the *same* database
 (the same cluster: tokens are transaction ids).  The alias travels with the
 task; the worker maps it to
 
 1. a DSN from the Celery setting ``tx_barrier_databases`` (a dict
-   ``{alias: dsn}``), or, for the default alias, ``tx_barrier_dsn`` or the
-   environment variable ``TX_BARRIER_DSN``: the worker keeps one
+   ``{alias: dsn}``; a value may also be a SQLAlchemy ``Engine``, whose
+   pool is then used in AUTOCOMMIT), or, for the default alias,
+   ``tx_barrier_dsn`` (a DSN or an ``Engine``) or the environment
+   variable ``TX_BARRIER_DSN``: the worker keeps one
    connection per alias and process, in autocommit mode, made with the
    driver the Celery setting ``tx_barrier_driver`` names (``"psycopg2"`` or
    ``"psycopg"``, or a dict ``{alias: driver}``; default psycopg2 if
@@ -21,7 +27,8 @@ task; the worker maps it to
 import os
 import threading
 
-from . import BarrierConfigurationError, enqueue, in_transaction, wait
+from . import (BarrierConfigurationError, enqueue, in_transaction,
+               normalize_token, wait)
 
 DEFAULT_ALIAS = "default"
 
@@ -40,21 +47,65 @@ def _django_connections():
 
 # --- producer side ---------------------------------------------------------
 
-def producer_token(using=None, connection=None):
+def sqlalchemy_support():
+    """tx_barrier.sqlalchemy if SQLAlchemy is installed (importing it
+    starts following sessions' transactions), else ``None``."""
+    try:
+        from . import sqlalchemy as txsa
+    except ImportError:
+        return None
+    return txsa
+
+
+def open_transaction(using=None):
+    """The transaction a publish without an explicit connection depends on:
+    ``("django", alias)`` for an open ``atomic()`` block (on ``using``, or
+    the only alias with one), ``("sqlalchemy", session_or_connection)``
+    for a SQLAlchemy transaction open in this thread or asyncio task, or
+    ``None``."""
+    connections = _django_connections()
+    if connections is not None and _django_atomic(connections, using):
+        return ("django", using or open_atomic_alias(connections))
+    txsa = sqlalchemy_support()
+    if txsa is not None:
+        obj = txsa.open_transaction()
+        if obj is not None:
+            return ("sqlalchemy", obj)
+    return None
+
+
+def producer_token(using=None, connection=None, session=None, token=None):
     """Takes a token if the producer is inside a transaction.
 
     Returns ``None`` when there is no open transaction (autocommit): then
     nothing is waited for, the job behaves like a plain one.
     """
+    if token is not None:
+        return normalize_token(token)
     if connection is not None:
         if not in_transaction(connection):
             return None
         return enqueue(connection)
+    if session is not None:
+        txsa = sqlalchemy_support()
+        if txsa is None:
+            raise BarrierConfigurationError(
+                "session= needs SQLAlchemy, which is not installed")
+        return txsa.enqueue(session)
     connections = _django_connections()
-    if connections is None:
-        raise BarrierConfigurationError(
-            "no database connection: pass a DB-API connection (db_connection=) "
-            "or configure Django")
+    if connections is None or not _django_atomic(connections, using):
+        found = open_transaction(using)
+        if found is not None and found[0] == "sqlalchemy":
+            return sqlalchemy_support().enqueue(found[1])
+        if connections is None:
+            if sqlalchemy_support() is not None:
+                return None     # no transaction open: nothing to wait for
+            raise BarrierConfigurationError(
+                "no database connection: pass a DB-API connection "
+                "(db_connection=) or a SQLAlchemy session (session=), or "
+                "configure Django")
+        if using is not None and using not in connections.settings:
+            return None     # an alias of the worker's DSNs or engines
     if using is None:
         using = open_atomic_alias(connections)
     conn = connections[using or DEFAULT_ALIAS]
@@ -66,6 +117,15 @@ def producer_token(using=None, connection=None):
             % (using or DEFAULT_ALIAS, conn.vendor))
     with conn.cursor() as cur:
         return enqueue(_CursorAsConnection(cur))
+
+
+def _django_atomic(connections, using):
+    """Whether Django has an atomic() block open on using (or on the only
+    alias with one); raises if blocks are open on several."""
+    alias = using or open_atomic_alias(connections) or DEFAULT_ALIAS
+    if alias not in connections.settings:
+        return False        # not a Django alias: a DSN or Engine alias
+    return connections[alias].in_atomic_block
 
 
 def open_atomic_alias(connections=None):
@@ -146,7 +206,10 @@ def connect(dsn, driver=None):
         return conn
     if driver == "psycopg":
         import psycopg
-        return psycopg.connect(dsn, autocommit=True)
+        # No server-side prepared statements: the same wait runs again and
+        # again, and a transaction-mode pooler (PgBouncer before 1.21)
+        # would send a later one to a server that never prepared it.
+        return psycopg.connect(dsn, autocommit=True, prepare_threshold=None)
     raise BarrierConfigurationError(
         "tx_barrier_driver must be 'psycopg2' or 'psycopg', not %r" % (driver,))
 
@@ -192,6 +255,14 @@ def worker_wait(token, timeout, using=None, conf=None):
     dropped (the next call reconnects) and the error propagates.
     """
     dsn = _dsn_for(conf, using)
+    if dsn is not None and not isinstance(dsn, str):
+        txsa = sqlalchemy_support()
+        if txsa is not None and txsa.is_engine(dsn):
+            return txsa.worker_wait(dsn, token, timeout)
+        raise BarrierConfigurationError(
+            "the worker's database for alias %r must be a DSN string or a "
+            "SQLAlchemy Engine, not %r" % (using or DEFAULT_ALIAS,
+                                           type(dsn).__name__))
     if dsn is not None:
         driver = conf.get("tx_barrier_driver") if conf is not None else None
         if isinstance(driver, dict):
