@@ -40,7 +40,7 @@ clean: extension-clean
 extension-all extension-install extension-uninstall extension-clean:
 	$(EXTENSION_MAKE) $(patsubst extension-%,%,$@)
 
-# The PGXN distribution: the committed tree at HEAD (RELEASING in README.md).
+# The PGXN distribution: the committed tree at HEAD (Releasing in CONTRIBUTING.md).
 PGXN_ZIP ?= tx_barrier-$(EXTVERSION).zip
 dist:
 	git archive --format zip --prefix=tx_barrier-$(EXTVERSION)/ -o $(PGXN_ZIP) HEAD
@@ -49,3 +49,9 @@ dist:
 .PHONY: bench
 bench:
 	bench/compare.sh
+
+# Builds the documentation site (mkdocs.yml, docs/) into site/; a warning
+# fails it.  The docs test layer also runs its samples and checks its links.
+.PHONY: docs
+docs:
+	mkdocs build --strict --site-dir site

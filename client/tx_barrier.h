@@ -144,7 +144,8 @@ txb_state	txb_status(PGconn *conn, txb_token token);
  * TXB_IN_PROGRESS if the timeout ran out first, TXB_ERROR on error.
  * The server's statement_timeout, a cancel request (txb_cancel()) or a
  * deadlock also end the wait, with TXB_ERROR and TXB_ERR_SERVER.
- * Waiting on a token of the caller's own transaction is a server error.
+ * A token of the caller's own transaction (or one of its subtransactions)
+ * gives TXB_IN_PROGRESS at once: it could never end while we wait.
  *
  * The calling thread is blocked for the whole wait; use txb_wait_send()
  * and friends to wait from an event loop.

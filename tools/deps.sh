@@ -27,6 +27,9 @@ PACKAGES=(
 	python3-flask python3-fastapi python3-httpx
 	# the documentation's samples in other languages (docs/samples/)
 	ruby ruby-pg
+	# the documentation site (mkdocs.yml, make docs), its samples (Debian's
+	# celery command) and its rendering check (tools/layers/92-docs.sh)
+	mkdocs mkdocs-material python3-pymdownx celery chromium
 	# Debian packages (tools/layers/80-package.sh) and the PGXN zip
 	debhelper dpkg-dev fakeroot postgresql-server-dev-all dh-python python3-all
 	pybuild-plugin-pyproject lintian zip unzip

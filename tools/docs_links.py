@@ -66,9 +66,12 @@ def main():
             checked += 1
             path = unquote(url.path)
             if path:
+                # An absolute path is relative to the site's root (mkdocs
+                # writes them in 404.html).
+                base = "" if path.startswith("/") else posixpath.dirname(rel)
                 target = posixpath.normpath(
-                    posixpath.join(posixpath.dirname(rel), path))
-                if target.endswith("/") or os.path.isdir(os.path.join(site, target)):
+                    posixpath.join(base, path.lstrip("/")))
+                if path.endswith("/") or os.path.isdir(os.path.join(site, target)):
                     target = posixpath.join(target, "index.html")
             else:
                 target = rel

@@ -59,7 +59,7 @@ for run in "$TXB_SRC"/docs/samples/*/run.sh; do
 	sample_dir="$out/samples/$name"
 	mkdir -p "$sample_dir"
 	chmod 755 "$out/samples" "$sample_dir"
-	if (cd "$sample_dir" && TXB_SAMPLE_DIR="$sample_dir" TXB_ROOT="$TXB_SRC" \
+	if (cd "$sample_dir" && TXB_SAMPLE_DIR="$sample_dir" \
 		timeout -k 10 900 bash "$run") >"$out/sample-$name.log" 2>&1; then
 		pass "docs/samples/$name/run.sh"
 	else

@@ -14,8 +14,8 @@
     @transaction.atomic
     def kick_off_task(model, value):
         model.value = value
-        do_something_task.apply_async_with_barrier(args=(model.id,))
         model.save()
+        do_something_task.apply_async_with_barrier(args=(model.id,))
 
 ``apply_async_with_barrier`` takes a token with ``barrier_enqueue()`` in the
 producer's transaction and publishes the task at once, with the token in the

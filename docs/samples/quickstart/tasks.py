@@ -17,4 +17,4 @@ def ship(order_id):
     with psycopg2.connect("dbname=shop") as conn, conn.cursor() as cur:
         cur.execute("UPDATE orders SET status = 'shipped' WHERE id = %s RETURNING id",
                     (order_id,))
-        print("shipped order", cur.fetchone()[0])
+        print(f"shipped order {cur.fetchone()[0]}")
