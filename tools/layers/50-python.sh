@@ -3,7 +3,8 @@
 # pip, two databases with the extension, a real Redis broker, a PgBouncer in
 # transaction pooling mode, real worker processes -- a Celery worker of the
 # Django project, a Celery worker of a SQLAlchemy application without
-# Django -- and the unittest suite in client/python/tests.
+# Django, an RQ worker with its scheduler -- and the unittest suite in
+# client/python/tests.
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 
@@ -123,7 +124,9 @@ export TXB_PGBOUNCER_PORT=$bport
 #   worker.log     Celery worker of the Django project (four prefork
 #                  processes; the Django settings are its configuration)
 #   sa-worker.log  Celery worker of sa_app: SQLAlchemy, no Django at all
-TESTS="test_core test_celery test_publish test_drivers test_sqlalchemy"
+#   rq-worker.log  rq worker --with-scheduler --worker-class rq_jobs.Worker
+#                  (TXB_PY_RQ_LOG names it as the tests see it)
+TESTS="test_core test_celery test_publish test_drivers test_sqlalchemy test_rq"
 run_suite() {	# LABEL LOGDIR CMD...
 	local label=$1 logdir=$2 ulog="$dir/unittest-$1.log"
 	local wlog=$2/worker.log
@@ -137,6 +140,9 @@ run_suite() {	# LABEL LOGDIR CMD...
 	setsid "$@" -m celery -A sa_app worker --loglevel=INFO -Q txb_sa \
 		--concurrency=2 --hostname="txb-sa@%h" --without-gossip \
 		--without-mingle >"$logdir/sa-worker.log" 2>&1 &
+	worker_pids="$worker_pids $!"
+	setsid "$@" -m rq.cli worker --with-scheduler --worker-class rq_jobs.Worker \
+		--url "$TXB_REDIS_URL/4" txb_rq >"$logdir/rq-worker.log" 2>&1 &
 	worker_pids="$worker_pids $!"
 	# The tests wait for the worker to answer a ping first.
 	timeout -s ABRT -k 10 "${TXB_PY_TIMEOUT:-900}" "$@" -X faulthandler \
@@ -166,19 +172,22 @@ run_suite() {	# LABEL LOGDIR CMD...
 		tail -n 80 "$wlog"
 		echo "--- sa_app worker log (tail)"
 		tail -n 40 "$logdir/sa-worker.log"
+		echo "--- rq worker log (tail)"
+		tail -n 40 "$logdir/rq-worker.log"
 	fi
 	stop_worker
 }
 
 # 5. On the host's Debian 12 Celery, Django, SQLAlchemy, psycopg2 and
 # psycopg 3.
-"$PY" -c 'import celery, django, sqlalchemy, psycopg, psycopg2
+"$PY" -c 'import celery, django, sqlalchemy, psycopg, psycopg2, rq
 print("Debian 12: Celery", celery.__version__, "Django", django.__version__,
-      "SQLAlchemy", sqlalchemy.__version__, "psycopg", psycopg.__version__,
+      "SQLAlchemy", sqlalchemy.__version__, "RQ", rq.__version__,
+      "psycopg", psycopg.__version__,
       "psycopg2", psycopg2.__version__.split()[0])' 
 run_suite python "$dir" sh -c 'cd "$0" && exec "$@"' \
 	"$src/tests" env -u DJANGO_SETTINGS_MODULE \
-	TXB_PY_WORKER_LOG="$dir/worker.log" "$PY"
+	TXB_PY_WORKER_LOG="$dir/worker.log" TXB_PY_RQ_LOG="$dir/rq-worker.log" "$PY"
 txb_result python $(( passed + ok )) $(( failed + bad ))
 host_bad=$bad
 
@@ -221,14 +230,15 @@ for m in proc dev dev/shm; do
 	fi
 done
 case "$PGHOST" in /*|'') chost=127.0.0.1 ;; *) chost=$PGHOST ;; esac
-chroot "$root" python3 -c 'import celery, django, sqlalchemy, psycopg, psycopg2
+chroot "$root" python3 -c 'import celery, django, sqlalchemy, psycopg, psycopg2, rq
 print("Debian 13: Celery", celery.__version__, "Django", django.__version__,
-      "SQLAlchemy", sqlalchemy.__version__, "psycopg", psycopg.__version__,
+      "SQLAlchemy", sqlalchemy.__version__, "RQ", rq.__version__,
+      "psycopg", psycopg.__version__,
       "psycopg2", psycopg2.__version__.split()[0])'
 run_suite python-trixie "$root$inner" chroot "$root" \
 	sh -c 'cd "$0" && exec "$@"' "$inner/tests" env -u DJANGO_SETTINGS_MODULE \
 	PYTHONPATH="$inner/site:$inner/tests" PGHOST="$chost" \
-	TXB_PY_WORKER_LOG="$inner/worker.log" python3
+	TXB_PY_WORKER_LOG="$inner/worker.log" TXB_PY_RQ_LOG="$inner/rq-worker.log" python3
 trixie_bad=$bad
 txb_result python-trixie "$ok" "$bad"
 stop_all

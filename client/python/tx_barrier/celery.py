@@ -456,24 +456,4 @@ class TransactionBarrierTask(Task):
         raise Retry(exc=exc, when=countdown, sig=sig)
 
 
-def _is_transient(exc):
-    """Connection trouble and cancelled statements: worth trying again."""
-    candidates = [exc, getattr(exc, "__cause__", None)]
-    transient = ()
-    try:
-        import psycopg2
-        transient += (psycopg2.OperationalError, psycopg2.InterfaceError)
-    except ImportError:
-        pass
-    try:
-        import psycopg
-        transient += (psycopg.OperationalError, psycopg.InterfaceError)
-    except ImportError:
-        pass
-    try:
-        from django.db import utils as dj
-        transient += (dj.OperationalError, dj.InterfaceError)
-    except ImportError:
-        pass
-    return any(isinstance(e, transient) for e in candidates if e is not None)
-
+_is_transient = _db.is_transient

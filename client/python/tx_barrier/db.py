@@ -287,3 +287,30 @@ def worker_wait(token, timeout, using=None, conf=None):
     except Exception:
         conn.close_if_unusable_or_obsolete()
         raise
+
+
+def is_transient(exc):
+    """Connection trouble and cancelled statements: worth trying again."""
+    candidates = [exc, getattr(exc, "__cause__", None)]
+    transient = ()
+    try:
+        import psycopg2
+        transient += (psycopg2.OperationalError, psycopg2.InterfaceError)
+    except ImportError:
+        pass
+    try:
+        import psycopg
+        transient += (psycopg.OperationalError, psycopg.InterfaceError)
+    except ImportError:
+        pass
+    try:
+        from django.db import utils as dj
+        transient += (dj.OperationalError, dj.InterfaceError)
+    except ImportError:
+        pass
+    try:
+        from sqlalchemy import exc as sa_exc
+        transient += (sa_exc.OperationalError, sa_exc.InterfaceError)
+    except ImportError:
+        pass
+    return any(isinstance(e, transient) for e in candidates if e is not None)
