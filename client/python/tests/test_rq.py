@@ -10,7 +10,7 @@ import unittest
 import uuid
 
 import support
-from support import poll, runs, wait_until_blocked
+from support import poll, run_values, runs, wait_until_blocked
 import psycopg2
 from django.db import transaction
 from redis import Redis
@@ -20,10 +20,11 @@ from rq.registry import (CanceledJobRegistry, FailedJobRegistry,
                          ScheduledJobRegistry)
 
 import rq_jobs
-from sa_app import Item as SaItem, Session
+import tx_barrier
+from sa_app import Item as SaItem, Session, engine
 from shop.models import Item
 from tx_barrier.rq import (OUTCOME_META, WAITS_META, BarrierQueue,
-                           enqueue_with_barrier)
+                           BarrierSimpleWorker, enqueue_with_barrier)
 
 redis = Redis.from_url(rq_jobs.REDIS_URL)
 
@@ -114,6 +115,24 @@ class RqTest(unittest.TestCase):
             self.assertEqual(runs(self.obs, self.key), 0)
         self.assert_ran(job, "django")
 
+    def test_barrier_queue_inside_atomic_and_engine_begin(self):
+        with transaction.atomic():
+            item = Item.objects.create(key=self.key, value="atomic")
+            job = self.bqueue.enqueue(rq_jobs.record_item, item.id, self.key)
+            wait_until_blocked(self.obs, job.barrier_token)
+        self.assert_ran(job, "atomic")
+        key2 = new_key()
+        with engine.begin() as conn:
+            item_id = conn.execute(
+                SaItem.__table__.insert().values(key=key2, value="engine")
+                .returning(SaItem.__table__.c.id)).scalar_one()
+            job = self.bqueue.enqueue_call(rq_jobs.record_item,
+                                           args=(item_id, key2))
+            self.assertIsNotNone(job.barrier_token)
+            wait_until_blocked(self.obs, job.barrier_token)
+            self.assertEqual(runs(self.obs, key2), 0)
+        self.assert_ran(job, "engine")
+
     def test_outside_a_transaction_plain_job(self):
         with Session.begin() as s:
             item_id = self.sa_item(s, "plain")
@@ -129,11 +148,17 @@ class RqTest(unittest.TestCase):
                 item_id = self.sa_item(s, "x")
                 job = enqueue_with_barrier(
                     self.queue, rq_jobs.record_item, item_id, self.key,
-                    retry=Retry(max=3))
+                    retry=Retry(max=3), on_failure=rq_jobs.record_failure)
+                after = self.queue.enqueue(rq_jobs.record_plain, self.key,
+                                           depends_on=job)
                 wait_until_blocked(self.obs, job.barrier_token)
                 1 / 0
         self.assert_aborted(job)
         self.assertEqual(job.retries_left, 3)
+        # Cancelled, not failed: no on_failure, and its dependents stay
+        # deferred (the cancel and their release would be one step).
+        self.assertEqual(runs(self.obs, self.key, "failure"), 0)
+        self.assertEqual(status(after), "deferred")
         lines = poll(lambda: [ln for ln in rq_log().splitlines()
                               if job.id in ln and "not run" in ln],
                      "the worker's log line of the abort")
@@ -174,8 +199,12 @@ class RqTest(unittest.TestCase):
                                        item_id, self.key, barrier_timeout=0.3)
             # The wait timed out: the job is in the scheduled registry,
             # the worker free ...
-            poll(lambda: job.id in ScheduledJobRegistry(queue=self.queue),
+            poll(lambda: job.id in ScheduledJobRegistry(queue=self.queue)
+                 and status(job) == "scheduled",
                  "the job to be scheduled again")
+            # One worker process: another job runs meanwhile.
+            plain = self.queue.enqueue(rq_jobs.record_plain, self.key)
+            self.assertEqual(value(finished(plain)), self.key)
             # ... and the scheduler brings it back to wait again.
             poll(lambda: (job.refresh() or job.meta.get(WAITS_META, 0)) >= 2,
                  "a second timed-out wait")
@@ -183,6 +212,68 @@ class RqTest(unittest.TestCase):
         out = self.assert_ran(job, "late")
         self.assertGreaterEqual(out["waits"], 2)
         self.assertEqual(runs(self.obs, self.key), 1)
+
+    def test_max_waits_fails_with_barrier_timeout(self):
+        class Capped(BarrierSimpleWorker):
+            barrier_databases = rq_jobs.Worker.barrier_databases
+            barrier_max_waits = 1
+            barrier_retry_delay = 0
+        queue = Queue("txb_rq_capped_" + self.key, connection=redis)
+        with Session.begin() as s:
+            item_id = self.sa_item(s, "capped")
+            job = enqueue_with_barrier(queue, rq_jobs.record_item, item_id,
+                                       self.key, barrier_timeout=0,
+                                       on_failure=rq_jobs.record_failure)
+            # In this process: a wait that times out schedules it again,
+            # the second one fails it.
+            Capped([queue], connection=redis).work(
+                burst=True, logging_level="CRITICAL")
+            self.assertEqual(status(job), "scheduled")
+            self.assertEqual(job.meta[WAITS_META], 1)
+            Capped([queue], connection=redis).work(
+                burst=True, with_scheduler=True, logging_level="CRITICAL")
+            self.assertEqual(status(job), "failed")
+        self.assertIn("BarrierTimeout", job.exc_info)
+        self.assertIn("gave up on job %s after 2 barrier waits" % job.id,
+                      job.exc_info)
+        self.assertEqual(run_values(self.obs, self.key, "failure"),
+                         ["BarrierTimeout None"])
+        self.assertEqual(runs(self.obs, self.key), 0)
+
+    # --- typed errors --------------------------------------------------
+
+    def test_missing_extension_both_sides(self):
+        conn = psycopg2.connect(dbname=rq_jobs.NOEXT)
+        try:
+            with self.assertRaises(tx_barrier.BarrierExtensionMissing) as cm:
+                enqueue_with_barrier(self.queue, rq_jobs.record_item, 0,
+                                     self.key, db_connection=conn)
+            self.assertEqual(cm.exception.sqlstate, "42883")
+            self.assertEqual(cm.exception.database, rq_jobs.NOEXT)
+        finally:
+            conn.close()
+        # Worker side: the token checked on the worker's alias "noext".
+        with Session.begin() as s:
+            job = enqueue_with_barrier(self.queue, rq_jobs.record_item, 0,
+                                       self.key, using="noext",
+                                       on_failure=rq_jobs.record_failure)
+        finished(job)
+        self.assertEqual(job.get_status(), "failed")
+        self.assertIn("tx_barrier.BarrierExtensionMissing", job.exc_info)
+        self.assertEqual(run_values(self.obs, self.key, "failure"),
+                         ["BarrierExtensionMissing 42883"])
+        self.assertEqual(runs(self.obs, self.key), 0)
+
+    def test_token_error_fails_with_sqlstate(self):
+        job = enqueue_with_barrier(self.queue, rq_jobs.record_item, 0,
+                                   self.key, token=1 << 62,
+                                   on_failure=rq_jobs.record_failure)
+        self.assertEqual(job.barrier_token, str(1 << 62))
+        finished(job)
+        self.assertEqual(job.get_status(), "failed")
+        self.assertIn("tx_barrier.BarrierTokenError", job.exc_info)
+        self.assertEqual(run_values(self.obs, self.key, "failure"),
+                         ["BarrierTokenError 22023"])
 
     # --- the producer dies ---------------------------------------------
 

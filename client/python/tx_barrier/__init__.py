@@ -16,7 +16,7 @@ The Celery integration lives in :mod:`tx_barrier.celery`.
 __all__ = [
     "IN_PROGRESS", "COMMITTED", "ABORTED", "STATES",
     "BarrierError", "BarrierTokenError", "BarrierConfigurationError",
-    "BarrierExtensionMissing",
+    "BarrierExtensionMissing", "BarrierTimeout",
     "enqueue", "status", "wait", "wait_all", "in_transaction",
     "normalize_token",
 ]
@@ -69,6 +69,12 @@ class BarrierTokenError(BarrierError):
 
 class BarrierConfigurationError(BarrierError):
     """There is no database connection to take or check a token on."""
+
+
+class BarrierTimeout(BarrierError):
+    """The producing transaction was still in progress after the allowed
+    number of bounded waits (Celery's ``barrier_max_retries``, RQ's
+    ``barrier_max_waits``): the job or task was given up without running."""
 
 
 class BarrierExtensionMissing(BarrierConfigurationError):

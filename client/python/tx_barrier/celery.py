@@ -45,7 +45,8 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.utils.log import get_task_logger
 
 from . import (ABORTED, COMMITTED, IN_PROGRESS, BarrierConfigurationError,
-               BarrierError, BarrierExtensionMissing, normalize_token)
+               BarrierError, BarrierExtensionMissing, BarrierTimeout,
+               normalize_token)
 from . import db as _db
 
 # Follow SQLAlchemy sessions' transactions from now on, if it is installed.
@@ -87,11 +88,6 @@ _explicit = contextvars.ContextVar("tx_barrier_explicit", default=None)
 class TransactionAborted(Exception):
     """The transaction that spawned the task rolled back (or the savepoint
     it was spawned in did): the task body was not run."""
-
-
-class BarrierTimeout(BarrierError):
-    """The spawning transaction was still open after ``barrier_max_retries``
-    waits of ``barrier_timeout`` seconds each."""
 
 
 class _AbortLogFilter(logging.Filter):

@@ -39,13 +39,15 @@ import sys
 import traceback
 
 from rq import Queue, SimpleWorker, Worker
+from rq.job import JobStatus
 
 from . import (ABORTED, COMMITTED, IN_PROGRESS, BarrierError,
-               normalize_token)
+               BarrierTimeout, normalize_token)
 from . import db as _db
 
 __all__ = ["enqueue_with_barrier", "BarrierQueue", "BarrierWorkerMixin",
-           "BarrierWorker", "BarrierSimpleWorker", "TOKEN_META", "USING_META",
+           "BarrierWorker", "BarrierSimpleWorker", "BarrierTimeout",
+           "TOKEN_META", "USING_META",
            "WAITS_META", "OUTCOME_META", "TIMEOUT_META"]
 
 # Follow SQLAlchemy sessions' transactions from now on, if it is installed.
@@ -152,8 +154,15 @@ class BarrierWorkerMixin:
     ``barrier_error_retry_delay``
         the same after a database connection error (default 5).
     ``barrier_max_waits``
-        fail the job after this many timed-out waits (default ``None``:
-        until the transaction ends).
+        how many times a job may be scheduled again after a timed-out wait;
+        the next timed-out wait fails it with
+        :class:`~tx_barrier.BarrierTimeout` (``0``: the first one does;
+        default ``None``: until the transaction ends).
+
+    Errors of the wait itself fail the job (RQ's failed registry, its
+    ``Retry`` applies): :class:`~tx_barrier.BarrierExtensionMissing` and
+    :class:`~tx_barrier.BarrierTokenError`, with the server's SQLSTATE in
+    ``sqlstate``; connection errors schedule the job again instead.
     """
 
     barrier_databases = None
@@ -194,26 +203,35 @@ class BarrierWorkerMixin:
             self.log.warning("job %s: barrier wait failed (%s), trying again "
                              "in %ss", job.id, exc,
                              self.barrier_error_retry_delay)
-            return self._barrier_defer(job, queue, waits,
+            return self._barrier_again(job, queue, token, waits, exc,
                                        self.barrier_error_retry_delay)
         if state == COMMITTED:
             return super().perform_job(job, queue)
         if state == ABORTED:
             return self._barrier_abort(job, queue, token)
         if state == IN_PROGRESS:
-            limit = self.barrier_max_waits
-            if limit is not None and waits >= limit:
-                try:
-                    raise BarrierError(
-                        "gave up on job %s after %d barrier waits: the "
-                        "transaction of token %s is still in progress"
-                        % (job.id, waits, token))
-                except BarrierError:
-                    return self._barrier_fail(job, queue, sys.exc_info())
-            return self._barrier_defer(job, queue, waits,
-                                       self.barrier_retry_delay)
-        raise BarrierError("unexpected barrier state %r for token %s"
-                           % (state, token))
+            return self._barrier_again(
+                job, queue, token, waits,
+                "the transaction of token %s is still in progress after %ss"
+                % (token, timeout), self.barrier_retry_delay)
+        return self._barrier_raise(job, queue, BarrierError(
+            "unexpected barrier state %r for token %s" % (state, token)))
+
+    def _barrier_again(self, job, queue, token, waits, why, delay):
+        """Schedules the job again, or fails it with BarrierTimeout once
+        ``barrier_max_waits`` is reached."""
+        limit = self.barrier_max_waits
+        if limit is not None and waits >= limit:
+            return self._barrier_raise(job, queue, BarrierTimeout(
+                "gave up on job %s after %d barrier waits: %s"
+                % (job.id, waits + 1, why)))
+        return self._barrier_defer(job, queue, waits, delay)
+
+    def _barrier_raise(self, job, queue, exc):
+        try:
+            raise exc
+        except BarrierError:
+            return self._barrier_fail(job, queue, sys.exc_info())
 
     def _barrier_release(self, job, queue):
         """Takes the job out of the started registry again."""
@@ -240,12 +258,28 @@ class BarrierWorkerMixin:
         self._barrier_release(job, queue)
         when = (datetime.datetime.now(datetime.timezone.utc)
                 + datetime.timedelta(seconds=delay))
-        queue.schedule_job(job, when)
+        with self.connection.pipeline() as pipe:
+            # RQ's schedule_job saves the job as it is: STARTED otherwise.
+            job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
+            queue.schedule_job(job, when, pipeline=pipe)
+            pipe.execute()
         self.log.info("%s: job %s waits for its token's transaction: "
                       "scheduled again in %ss", job.origin, job.id, delay)
         return True
 
     def _barrier_fail(self, job, queue, exc_info):
+        """The job fails without running: its ``on_failure`` callback runs,
+        then RQ's failure handling (``Retry``, the failed registry)."""
+        if job.failure_callback:
+            try:
+                if hasattr(job, "execute_failure_callback"):     # RQ 2
+                    job.execute_failure_callback(self.death_penalty_class,
+                                                 *exc_info)
+                else:
+                    self.execute_failure_callback(job, *exc_info)
+            except Exception:
+                self.log.exception("job %s: on_failure callback failed",
+                                   job.id)
         exc_string = "".join(traceback.format_exception(*exc_info))
         self.handle_job_failure(job, queue=queue, exc_string=exc_string)
         self.handle_exception(job, *exc_info)
