@@ -4,7 +4,8 @@
 # transaction pooling mode, real worker processes -- a Celery worker of the
 # Django project, a Celery worker of a SQLAlchemy application without
 # Django, an RQ worker with its scheduler -- and the unittest suite in
-# client/python/tests.
+# client/python/tests; a second server with tx_barrier in
+# shared_preload_libraries for the shared waiter (tx_barrier.Waiter).
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 
@@ -55,6 +56,7 @@ stop_all() {
 	done
 	mounted=
 	[ -z "$inner" ] || rm -rf "${root:?}$inner"
+	txb_cluster_stop "$dir/pg-preloaded"
 }
 trap stop_all EXIT
 
@@ -105,6 +107,19 @@ for alias in ("default", "other"):
     call_command("migrate", run_syncdb=True, database=alias, verbosity=0)
 ') || fail_setup "cannot create the test tables"
 
+# The preloaded server of tx_barrier.Waiter's tests (barrier_wait_any()
+# sleeps only there), reached over TCP from the host and the Debian 13 root.
+mkdir -p "$dir/pg-preloaded"
+rm -rf "$dir/pg-preloaded/data"
+txb_cluster_start_free "$dir/pg-preloaded" pre_port \
+	"shared_preload_libraries = 'tx_barrier'" ||
+	fail_setup "the preloaded server did not start"
+PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "CREATE DATABASE txb_python_waiter" &&
+	PGHOST=127.0.0.1 PGPORT=$pre_port txb_install_barrier txb_python_waiter ||
+	fail_setup "cannot install the barrier functions on the preloaded server"
+export TXB_PY_PRELOADED_DSN="host=127.0.0.1 port=$pre_port dbname=txb_python_waiter user=postgres"
+
 # 3. Redis, on a free port of 127.0.0.1, without persistence.
 txb_redis_start "$dir/redis" rport redis_pid || fail_setup "redis did not start"
 export TXB_REDIS_URL="redis://127.0.0.1:$rport"
@@ -126,7 +141,7 @@ export TXB_PGBOUNCER_PORT=$bport
 #   sa-worker.log  Celery worker of sa_app: SQLAlchemy, no Django at all
 #   rq-worker.log  rq worker --with-scheduler --worker-class rq_jobs.Worker
 #                  (TXB_PY_RQ_LOG names it as the tests see it)
-TESTS="test_core test_celery test_publish test_drivers test_sqlalchemy test_rq"
+TESTS="test_core test_celery test_publish test_drivers test_sqlalchemy test_rq test_waiter"
 run_suite() {	# LABEL LOGDIR CMD...
 	local label=$1 logdir=$2 ulog="$dir/unittest-$1.log"
 	local wlog=$2/worker.log

@@ -10,7 +10,8 @@ on any DB-API connection whose driver uses the ``%s`` parameter style
 (psycopg2, psycopg 3, or a Django connection's cursor); asyncio code uses
 :mod:`tx_barrier.aio` on a ``psycopg.AsyncConnection``.
 
-The Celery integration lives in :mod:`tx_barrier.celery`.
+The Celery integration lives in :mod:`tx_barrier.celery`; a worker process
+waits for all its jobs on one connection with :class:`Waiter`.
 """
 
 __all__ = [
@@ -74,7 +75,8 @@ class BarrierConfigurationError(BarrierError):
 class BarrierTimeout(BarrierError):
     """The producing transaction was still in progress after the allowed
     number of bounded waits (Celery's ``barrier_max_retries``, RQ's
-    ``barrier_max_waits``): the job or task was given up without running."""
+    ``barrier_max_waits``): the job or task was given up without running;
+    or a :class:`Waiter`'s wait had no answer within its ``timeout``."""
 
 
 class BarrierExtensionMissing(BarrierConfigurationError):
@@ -248,3 +250,9 @@ def wait_all(connection, tokens, timeout=None):
         connection, SQL_WAIT_ALL,
         (toks, None if timeout is None else float(timeout)))
     return {tok: state for tok, state in rows}
+
+
+# The shared waiter (one connection for every pending wait of a process).
+from .waiter import BarrierWaiterUnavailable, Waiter  # noqa: E402
+
+__all__ += ["Waiter", "BarrierWaiterUnavailable"]
