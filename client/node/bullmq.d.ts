@@ -4,7 +4,7 @@ import type {
 	UnrecoverableError,
 } from 'bullmq';
 import type { Client, Pool, PoolClient } from 'pg';
-import type { BarrierToken } from './index.js';
+import type { BarrierToken, Waiter } from './index.js';
 
 export { COMMITTED, ABORTED, IN_PROGRESS } from './index.js';
 
@@ -42,9 +42,7 @@ export class BarrierJobError extends UnrecoverableError {
 	constructor(message: string, token: BarrierToken, cause?: Error);
 }
 
-export interface BarrierWorkerOptions {
-	/** The pool the worker waits on. */
-	pool: Pool;
+export interface BarrierWorkerOptionsBase {
 	/** How long one wait may block, in ms (default 10000; null: no limit). */
 	timeoutMs?: number | null;
 	/** Delay of a job put back while its transaction is open, in ms (default 1000). */
@@ -54,6 +52,11 @@ export interface BarrierWorkerOptions {
 	/** Delays before failing with BarrierJobError (default null: no limit). */
 	maxWaits?: number | null;
 }
+
+/** Waits on a pool (one connection per waiting job) or on a Waiter (one for all). */
+export type BarrierWorkerOptions = BarrierWorkerOptionsBase & (
+	| { /** The pool the worker waits on. */ pool: Pool; waiter?: undefined }
+	| { /** The shared waiter the worker waits on. */ waiter: Waiter; pool?: undefined });
 
 export function barrierToken(job: Job): BarrierToken | undefined;
 export function barrierWaits(job: Job): Promise<number | undefined>;

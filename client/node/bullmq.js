@@ -16,8 +16,9 @@
 import { DelayedError, UnrecoverableError } from 'bullmq';
 
 import {
-	ABORTED, BarrierArgumentError, BarrierExtensionMissingError, BarrierTokenError,
-	COMMITTED, IN_PROGRESS, enqueue, inTransaction, normalizeToken, wait,
+	ABORTED, BarrierArgumentError, BarrierExtensionMissingError, BarrierTimeoutError,
+	BarrierTokenError, BarrierWaiterUnavailableError, COMMITTED, IN_PROGRESS, enqueue,
+	inTransaction, normalizeToken, wait,
 } from './index.js';
 
 /** Job option carrying the barrier token (an xid8 as a decimal string). */
@@ -151,15 +152,29 @@ export async function barrierWaits(job) {
 // Errors that say the barrier can never be checked: retrying cannot help.
 function isPermanent(err) {
 	return err instanceof BarrierTokenError || err instanceof BarrierExtensionMissingError ||
-		err instanceof BarrierArgumentError;
+		err instanceof BarrierArgumentError || err instanceof BarrierWaiterUnavailableError;
+}
+
+// A Waiter's wait, answering 'in progress' on timeout as wait() does.
+async function waitOnWaiter(waiter, token, timeoutMs, signal) {
+	try {
+		return await waiter.wait(token, { timeoutMs, signal });
+	} catch (err) {
+		if (err instanceof BarrierTimeoutError)
+			return IN_PROGRESS;
+		throw err;
+	}
 }
 
 /**
  * Wraps a BullMQ processor so that a job carrying a barrier token runs only
  * after the token's transaction committed.  Options:
  *
- *   pool          pg.Pool the worker waits on (required); one connection is
- *                 held per waiting job, for at most timeoutMs.
+ *   pool          pg.Pool the worker waits on; one connection is held per
+ *                 waiting job, for at most timeoutMs.
+ *   waiter        instead of pool, a Waiter (index.js): one connection for
+ *                 all the worker's waiting jobs, however high its
+ *                 concurrency (needs tx_barrier in shared_preload_libraries).
  *   timeoutMs     how long one wait may block (default 10000; null: no
  *                 limit, only for dedicated workers).
  *   delayMs       delay of the job put back when the transaction is still
@@ -173,12 +188,18 @@ function isPermanent(err) {
  */
 export function withBarrier(processor, options = {}) {
 	const {
-		pool, timeoutMs = 10000, delayMs = 1000, errorDelayMs = 1000, maxWaits = null,
+		pool, waiter, timeoutMs = 10000, delayMs = 1000, errorDelayMs = 1000, maxWaits = null,
 	} = options;
 	if (typeof processor !== 'function')
 		throw new TypeError('withBarrier: processor must be a function');
-	if (!pool || typeof pool.query !== 'function')
-		throw new TypeError('withBarrier: options.pool must be a pg Pool');
+	if (waiter !== undefined && waiter !== null) {
+		if (pool !== undefined && pool !== null)
+			throw new TypeError('withBarrier: options.pool and options.waiter exclude each other');
+		if (typeof waiter.wait !== 'function')
+			throw new TypeError('withBarrier: options.waiter must be a Waiter');
+	} else if (!pool || typeof pool.query !== 'function') {
+		throw new TypeError('withBarrier: options.pool must be a pg Pool (or options.waiter a Waiter)');
+	}
 
 	async function putBack(job, jobToken, token, ms, reason) {
 		const redis = await redisOf(job);
@@ -199,7 +220,9 @@ export function withBarrier(processor, options = {}) {
 			return processor(job, jobToken, signal);
 		let state;
 		try {
-			state = await wait(pool, normalizeToken(token), { timeoutMs, signal });
+			state = waiter
+				? await waitOnWaiter(waiter, normalizeToken(token), timeoutMs, signal)
+				: await wait(pool, normalizeToken(token), { timeoutMs, signal });
 		} catch (err) {
 			if (signal?.aborted)
 				throw err;

@@ -1,5 +1,5 @@
 // Type declarations of tx-barrier (index.js): the core API.
-import type { Client, Pool, PoolClient } from 'pg';
+import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 
 /** A connection to take or check tokens on: a pg Client, PoolClient or Pool. */
 export type Queryable = Client | PoolClient | Pool;
@@ -50,3 +50,41 @@ export function wait(db: Queryable, token: TokenInput, options?: WaitOptions): P
 /** Waits for several tokens with one shared timeout; maps each token to its state. */
 export function waitAll(db: Queryable, tokens: Iterable<TokenInput>, options?: WaitOptions):
 	Promise<Map<BarrierToken, BarrierState>>;
+
+/** A Waiter's wait had no answer within its timeoutMs (the wait is withdrawn). */
+export class BarrierTimeoutError extends BarrierError {}
+/**
+ * The server cannot serve a Waiter: no tx_barrier in shared_preload_libraries
+ * (55000), or no barrier_wait_any() (42883: extension 1.0, portable edition).
+ */
+export class BarrierWaiterUnavailableError extends BarrierError {}
+
+export interface WaiterOptions {
+	/** First delay before connecting again after a loss, in ms (default 100), doubling up to */
+	reconnectDelayMs?: number;
+	/** this many ms (default 10000). */
+	reconnectMaxDelayMs?: number;
+}
+
+/** Where a Waiter gets its connection: a Client it owns, a factory of Clients, or a Client config. */
+export type WaiterSource = Client | (() => Client | Promise<Client>) | ClientConfig | string;
+
+/** One connection (one backend) serving every pending wait of a process. */
+export class Waiter {
+	constructor(source: WaiterSource, options?: WaiterOptions);
+	/**
+	 * Resolves with 'committed' or 'aborted' once the token's transaction has ended;
+	 * rejects with BarrierTimeoutError after timeoutMs, with signal.reason on abort.
+	 */
+	wait(token: TokenInput, options?: WaitOptions): Promise<'committed' | 'aborted'>;
+	/** Rejects the pending waits with BarrierError and ends the connection. */
+	close(): Promise<void>;
+	/** The server pid of the current connection, undefined while there is none. */
+	readonly backendPid: number | undefined;
+	/** How many distinct tokens are waited for now. */
+	readonly pending: number;
+	/** Times the waiter connected again after losing its connection. */
+	readonly reconnects: number;
+	/** Statements cancelled to take new tokens in. */
+	readonly cancels: number;
+}

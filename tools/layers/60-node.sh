@@ -3,7 +3,9 @@
 # the package's dependencies installed with `npm ci` from the committed
 # lockfile, a database with the extension (and one without), a real Redis,
 # a real PgBouncer in transaction pooling mode, and the `node --test` suite,
-# which starts real BullMQ workers and producers in child processes.  Each
+# which starts real BullMQ workers and producers in child processes, and a
+# second server with tx_barrier in shared_preload_libraries for the shared
+# waiter (Waiter, over barrier_wait_any()).  Each
 # node test counts as one pass or failure (parsed from the TAP reporter).
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
@@ -28,6 +30,7 @@ stop_all() {
 			wait "$pid" 2>/dev/null
 		fi
 	done
+	txb_cluster_stop "$dir/pg-preloaded"
 }
 trap stop_all EXIT
 
@@ -55,20 +58,33 @@ else
 fi
 
 # 2. A database with the extension and the tests' tables, and one without.
-if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c "DROP DATABASE IF EXISTS txb_node WITH (FORCE)" -c "CREATE DATABASE txb_node" \
-	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" ||
-	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node <<'EOF'
-CREATE EXTENSION tx_barrier;
+tables="
 CREATE TABLE node_items (id bigint PRIMARY KEY);
 CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name text,
 						visible bool, waits int, at timestamptz DEFAULT clock_timestamp());
 CREATE TABLE node_failures (id bigserial PRIMARY KEY, queue text, job_id text,
-							err_name text, err_kind text, message text, attempts_made int);
-EOF
+							err_name text, err_kind text, message text, attempts_made int);"
+if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "DROP DATABASE IF EXISTS txb_node WITH (FORCE)" -c "CREATE DATABASE txb_node" \
+	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" ||
+	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node -c "CREATE EXTENSION tx_barrier" -c "$tables"
 then
 	fail_setup "cannot create the databases"
 fi
+
+# The preloaded server of the Waiter's tests (barrier_wait_any() sleeps only
+# there), on 127.0.0.1.
+mkdir -p "$dir/pg-preloaded"
+rm -rf "$dir/pg-preloaded/data"
+txb_cluster_start_free "$dir/pg-preloaded" pre_port \
+	"shared_preload_libraries = 'tx_barrier'" ||
+	fail_setup "the preloaded server did not start"
+PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+	-c "CREATE DATABASE txb_node_waiter" &&
+	PGHOST=127.0.0.1 PGPORT=$pre_port PGDATABASE=txb_node_waiter \
+	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION tx_barrier" -c "$tables" ||
+	fail_setup "cannot create the preloaded server's database"
+export TXB_NODE_PRELOADED_PORT=$pre_port TXB_NODE_PRELOADED_DB=txb_node_waiter
 
 # 3. Redis, on a free port of 127.0.0.1, without persistence.
 txb_redis_start "$dir/redis" rport redis_pid || fail_setup "redis did not start"

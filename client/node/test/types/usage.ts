@@ -4,7 +4,7 @@ import pg from 'pg';
 import { FlowProducer, Queue, Worker } from 'bullmq';
 import {
 	enqueue, status, wait, waitAll, normalizeToken, BarrierError, BarrierTokenError,
-	type BarrierState,
+	Waiter, BarrierTimeoutError, BarrierWaiterUnavailableError, type BarrierState,
 } from 'tx-barrier';
 import {
 	addWithBarrier, addBulkWithBarrier, addFlowWithBarrier, withBarrier, barrierToken,
@@ -49,4 +49,23 @@ export function worker(pool: pg.Pool) {
 			console.log(err.message);
 	});
 	return w;
+}
+
+export async function sharedWaiter(client: pg.Client, token: string) {
+	const fromConfig = new Waiter({ host: 'db', database: 'shop' }, { reconnectDelayMs: 50 });
+	const fromClient = new Waiter(client);
+	const fromFactory = new Waiter(() => new pg.Client('postgres://db/shop'));
+	const ac = new AbortController();
+	let s: 'committed' | 'aborted' | undefined;
+	try {
+		s = await fromConfig.wait(token, { timeoutMs: 1000, signal: ac.signal });
+	} catch (err) {
+		if (err instanceof BarrierTimeoutError || err instanceof BarrierWaiterUnavailableError)
+			console.log(err.sqlstate);
+	}
+	const n: number = fromClient.pending + fromClient.reconnects + fromClient.cancels;
+	const pid: number | undefined = fromFactory.backendPid;
+	const w = new Worker('emails', withBarrier(async () => 1, { waiter: fromFactory, timeoutMs: null }));
+	await Promise.all([fromConfig.close(), fromClient.close(), fromFactory.close()]);
+	return [s, n, pid, w];
 }
