@@ -323,3 +323,34 @@ txb_pgbouncer_stop() {
 		rm -f "$1/pgbouncer.pid"
 	fi
 }
+
+# The Debian 13 (trixie) root the Python tests and samples run newer
+# Celery, Django, SQLAlchemy 2.0, psycopg 3.2, RQ 2 and FastAPI in: the
+# packages of TXB_TRIXIE_PYTHON_PACKAGES, made once with mmdebstrap
+# (minbase) and cached in TXB_CACHE (default /var/cache/tx_barrier) under a
+# name that carries a digest of the package list, so a new list makes a new
+# root once and a root in use by another run is never replaced under it.
+TXB_TRIXIE_PYTHON_PACKAGES=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis,python3-sqlalchemy,python3-greenlet,python3-asyncpg,python3-rq,python3-fastapi,python3-httpx,python3-uvicorn
+# txb_trixie_python_root VAR LOG: stores the root's path in the variable
+# named VAR (TXB_TRIXIE_ROOT overrides it), making it first if needed
+# (mmdebstrap's output in LOG, printed if it fails).  Not for $(...);
+# VAR must not begin with _txb_.
+txb_trixie_python_root() {
+	local _txb_var=$1 _txb_log=$2 _txb_pkgs=$TXB_TRIXIE_PYTHON_PACKAGES _txb_root
+	_txb_root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python-$(echo "$_txb_pkgs" | md5sum | cut -c1-8)}
+	mkdir -p "$(dirname "$_txb_root")" || return 1
+	(
+		flock 9
+		if [ ! -x "$_txb_root/usr/bin/python3" ]; then
+			rm -rf "$_txb_root.new"
+			mmdebstrap --quiet --variant=minbase --include="$_txb_pkgs" \
+				trixie "$_txb_root.new" >"$_txb_log" 2>&1 &&
+				mv "$_txb_root.new" "$_txb_root" || {
+				cat "$_txb_log"
+				rm -rf "$_txb_root.new"
+				exit 1
+			}
+		fi
+	) 9>"$_txb_root.lock" || return 1
+	printf -v "$_txb_var" '%s' "$_txb_root"
+}

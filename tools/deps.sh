@@ -24,7 +24,7 @@ PACKAGES=(
 	# ... its SQLAlchemy (sync and asyncio) and RQ integrations, and the
 	# Flask and FastAPI guides' samples
 	python3-sqlalchemy python3-greenlet python3-asyncpg python3-rq
-	python3-flask python3-fastapi python3-httpx
+	python3-flask python3-flask-sqlalchemy python3-fastapi python3-httpx
 	# the documentation's samples in other languages (docs/samples/)
 	ruby ruby-pg
 	# the documentation site (mkdocs.yml, make docs), its samples (Debian's

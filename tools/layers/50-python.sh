@@ -206,29 +206,12 @@ run_suite python "$dir" sh -c 'cd "$0" && exec "$@"' \
 txb_result python $(( passed + ok )) $(( failed + bad ))
 host_bad=$bad
 
-# 6. The same on Debian 13's Celery, Django, SQLAlchemy and psycopg: a
-# trixie root made with mmdebstrap (cached), entered with chroot; it shares
-# the network namespace, so it reaches this PostgreSQL, Redis and PgBouncer
-# on 127.0.0.1.  The root's name carries a digest of its package list: a
-# new list makes a new root once, and a root in use by another run is
-# never replaced under it.
+# 6. The same on Debian 13's Celery, Django, SQLAlchemy, psycopg and RQ: the
+# trixie root of txb_trixie_python_root (made once with mmdebstrap, cached),
+# entered with chroot; it shares the network namespace, so it reaches this
+# PostgreSQL, Redis and PgBouncer on 127.0.0.1.
 trixie_bad=0
-pkgs=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis,python3-sqlalchemy,python3-greenlet,python3-asyncpg,python3-rq
-root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python-$(echo "$pkgs" | md5sum | cut -c1-8)}
-mkdir -p "$(dirname "$root")"
-(
-	flock 9
-	if [ ! -x "$root/usr/bin/python3" ]; then
-		rm -rf "$root.new"
-		mmdebstrap --quiet --variant=minbase --include="$pkgs" \
-			trixie "$root.new" >"$dir/mmdebstrap.log" 2>&1 &&
-			mv "$root.new" "$root" || {
-			cat "$dir/mmdebstrap.log"
-			rm -rf "$root.new"
-			exit 1
-		}
-	fi
-) 9>"$root.lock" || {
+txb_trixie_python_root root "$dir/mmdebstrap.log" || {
 	txb_result python-trixie 0 1
 	exit 1
 }
