@@ -166,6 +166,79 @@ txb_redis_start() {
 	return 1
 }
 
+# txb_etcd_start DIR PORT_VAR PID_VAR: a throwaway one-member etcd (the
+# DCS of a Patroni cluster) serving clients on a free port of 127.0.0.1,
+# its data in DIR, run in the background of the calling shell; stores the
+# client port and the pid in the named variables and returns once it is
+# healthy.  Not for $(...).
+txb_etcd_start() {
+	local dir=$1 port_var=$2 pid_var=$3 try client peer pid
+	mkdir -p "$dir"
+	for try in 1 2 3 4 5; do
+		client=$(txb_free_port) && peer=$(txb_free_port) || return 1
+		rm -rf "$dir/data"
+		etcd --name txb --data-dir "$dir/data" \
+			--listen-client-urls "http://127.0.0.1:$client" \
+			--advertise-client-urls "http://127.0.0.1:$client" \
+			--listen-peer-urls "http://127.0.0.1:$peer" \
+			--initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+			--initial-cluster "txb=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
+		pid=$!
+		for _ in $(seq 1 300); do
+			curl -sf "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"' && break
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if curl -sf "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
+			printf -v "$port_var" '%s' "$client"
+			printf -v "$pid_var" '%s' "$pid"
+			return 0
+		fi
+		kill "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		grep -q 'address already in use' "$dir/etcd.log" || break
+		echo "etcd: a port was taken meanwhile: trying others (attempt $try)" >&2
+	done
+	cat "$dir/etcd.log" >&2
+	return 1
+}
+
+# txb_patroni_member DIR NAME ETCD_PORT PG_PORT API_PORT [PARAM=VALUE...]
+# Writes DIR/NAME.yml, the configuration of one Patroni member, and starts
+# the member as the server's owner in the background of the calling shell
+# (log in DIR/NAME.log).  The configuration is the Patroni guide's
+# (docs/samples/patroni/patroni.yml) with this member's name, ports (etcd v3
+# on 127.0.0.1:ETCD_PORT, PostgreSQL of $PG_BINDIR on PG_PORT, the REST API
+# on API_PORT) and directories (data in DIR/NAME), Patroni's loop shortened
+# to one second, and each bootstrap PARAM=VALUE set or added.
+txb_patroni_member() {
+	local dir=$1 name=$2 etcd=$3 pgport=$4 apiport=$5 kv sed_params=()
+	shift 5
+	mkdir -p "$dir/$name.sock"
+	chown postgres: "$dir" "$dir/$name.sock" 2>/dev/null
+	for kv in "$@"; do
+		sed_params+=(-e "/^      parameters:\$/a\\        ${kv%%=*}: \"${kv#*=}\"")
+	done
+	sed -e "s|^name: pg1\$|name: $name|" \
+		-e "s|127\.0\.0\.1:2379|127.0.0.1:$etcd|" \
+		-e "s|127\.0\.0\.1:8008|127.0.0.1:$apiport|" \
+		-e "s|127\.0\.0\.1:5432|127.0.0.1:$pgport|" \
+		-e "s|/var/lib/postgresql/15/pg1|$dir/$name|" \
+		-e "s|/usr/lib/postgresql/15/bin|$PG_BINDIR|" \
+		-e "s|/var/run/postgresql|$dir/$name.sock|" \
+		-e "s|^    ttl: 30\$|    ttl: 20|" \
+		-e "s|^    loop_wait: 10\$|    loop_wait: 1|" \
+		-e "s|^    retry_timeout: 10\$|    retry_timeout: 5|" \
+		"${sed_params[@]}" \
+		"$TXB_ROOT/docs/samples/patroni/patroni.yml" >"$dir/$name.yml" || return 1
+	chown postgres: "$dir/$name.yml" 2>/dev/null
+	if [ "$(id -u)" -eq 0 ]; then
+		runuser -u postgres -- patroni "$dir/$name.yml" >"$dir/$name.log" 2>&1 &
+	else
+		patroni "$dir/$name.yml" >"$dir/$name.log" 2>&1 &
+	fi
+}
+
 # txb_cluster_run DIR: starts the existing cluster in DIR/data.
 txb_cluster_run() {
 	local dir=$1

@@ -14,8 +14,8 @@ PACKAGES=(
 	libipc-run-perl postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 	# client library checks
 	valgrind clang libclang-rt-14-dev cppcheck clang-tidy
-	# scale-out tests
-	pgbouncer
+	# scale-out tests: PgBouncer; Patroni on etcd (tools/layers/75-ha.sh)
+	pgbouncer patroni etcd-server curl
 	# benchmark plots (bench/compare.sh)
 	gnuplot-nox
 	# Celery/Django adapter tests (for /usr/bin/python3)
