@@ -795,3 +795,902 @@ txb_version(void)
 {
 	return TXB_VERSION;
 }
+
+/* ----------------------------------------------------------------------
+ * Shared waiter
+ *
+ * A state machine over one nonblocking connection: DOWN (no connection;
+ * connect when tokens are pending and retry_at has passed), CONNECTING
+ * (PQconnectPoll), IDLE, RUNNING (a sleeping barrier_wait_any() of every
+ * pending token) and ISOLATING (statements that only look, to find the
+ * token that failed a call).  Pending tokens live in an open-addressing
+ * hash table; each remembers the statement (generation) it was last sent
+ * in, so that a token added while a statement sleeps is recognised as new.
+ * ---------------------------------------------------------------------- */
+
+#include <poll.h>
+#include <time.h>
+
+#define SQL_WAIT_ANY \
+	"SELECT token, state FROM barrier_wait_any($1::xid8[])"
+#define SQL_LOOK_ANY \
+	"SELECT token, state FROM barrier_wait_any($1::xid8[], interval '0')"
+
+#define WAITER_RECONNECT_FIRST_MS 100
+#define WAITER_RECONNECT_MAX_MS 10000
+#define WAITER_CANCEL_FIRST_MS 20
+#define WAITER_CANCEL_MAX_MS 1000
+#define WAITER_MESSAGE_LEN 256
+
+typedef enum waiter_phase
+{
+	WAITER_DOWN,
+	WAITER_CONNECTING,
+	WAITER_IDLE,
+	WAITER_RUNNING,
+	WAITER_ISOLATING
+} waiter_phase;
+
+typedef struct waiter_slot
+{
+	txb_token	token;			/* 0: empty or deleted */
+	unsigned char used;			/* 0 empty, 1 live, 2 deleted */
+	unsigned long gen;			/* statement it was last sent in */
+} waiter_slot;
+
+typedef struct waiter_answer
+{
+	txb_token	token;
+	txb_state	state;
+	txb_error	code;			/* for TXB_ERROR */
+	char		sqlstate[6];
+	char		message[WAITER_MESSAGE_LEN];
+} waiter_answer;
+
+typedef struct waiter_part
+{
+	size_t		start;
+	size_t		len;
+} waiter_part;
+
+struct txb_waiter
+{
+	char	   *conninfo;
+	PGconn	   *conn;
+	waiter_phase phase;
+	bool		conn_wants_write;	/* CONNECTING: what PQconnectPoll asked */
+	bool		ever_connected;
+	int64_t		retry_at;		/* DOWN or IDLE: not before (ms) */
+	int			delay_ms;		/* next reconnect delay */
+
+	waiter_slot *slots;
+	size_t		cap;			/* power of two */
+	size_t		live;
+	size_t		deleted;
+
+	unsigned long gen;			/* statements sent */
+	txb_token  *sent;			/* tokens of the statement in flight */
+	size_t		nsent;
+	size_t		sent_cap;
+
+	bool		cancel_wanted;	/* a token is pending that RUNNING lacks */
+	int64_t		cancel_next;	/* when to send the (next) cancel request */
+	int			cancel_step_ms;
+
+	waiter_part *parts;			/* ISOLATING: parts of sent[] to look at */
+	size_t		nparts;
+	size_t		parts_cap;
+
+	waiter_answer *answers;		/* queue read by txb_waiter_next */
+	size_t		ans_head;
+	size_t		ans_len;
+	size_t		ans_cap;
+
+	unsigned long reconnects;
+	unsigned long cancels;
+	bool		oom;
+};
+
+static int64_t
+waiter_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t
+waiter_hash(txb_token token, size_t cap)
+{
+	uint64_t	h = token * UINT64_C(0x9E3779B97F4A7C15);
+
+	return (size_t) (h >> 17) & (cap - 1);
+}
+
+/* The live slot of token, or NULL. */
+static waiter_slot *
+waiter_find(const txb_waiter *w, txb_token token)
+{
+	size_t		i;
+
+	if (w->cap == 0)
+		return NULL;
+	for (i = waiter_hash(token, w->cap);; i = (i + 1) & (w->cap - 1))
+	{
+		waiter_slot *s = &w->slots[i];
+
+		if (s->used == 0)
+			return NULL;
+		if (s->used == 1 && s->token == token)
+			return s;
+	}
+}
+
+static bool
+waiter_rehash(txb_waiter *w, size_t cap)
+{
+	waiter_slot *old = w->slots;
+	size_t		oldcap = w->cap;
+	size_t		i;
+
+	w->slots = calloc(cap, sizeof(waiter_slot));
+	if (w->slots == NULL)
+	{
+		w->slots = old;
+		return false;
+	}
+	w->cap = cap;
+	w->deleted = 0;
+	for (i = 0; i < oldcap; i++)
+	{
+		size_t		j;
+
+		if (old[i].used != 1)
+			continue;
+		for (j = waiter_hash(old[i].token, cap); w->slots[j].used != 0;
+			 j = (j + 1) & (cap - 1))
+			;
+		w->slots[j] = old[i];
+	}
+	free(old);
+	return true;
+}
+
+/* Inserts token; the slot (new or existing), NULL when out of memory. */
+static waiter_slot *
+waiter_insert(txb_waiter *w, txb_token token, bool *added)
+{
+	waiter_slot *s = waiter_find(w, token);
+	size_t		i;
+
+	*added = false;
+	if (s != NULL)
+		return s;
+	if ((w->live + w->deleted + 1) * 10 >= w->cap * 7)
+	{
+		size_t		cap = w->cap ? w->cap : 64;
+
+		while ((w->live + 1) * 10 >= cap * 5)
+			cap *= 2;
+		if (!waiter_rehash(w, cap))
+			return NULL;
+	}
+	for (i = waiter_hash(token, w->cap); w->slots[i].used == 1;
+		 i = (i + 1) & (w->cap - 1))
+		;
+	if (w->slots[i].used == 2)
+		w->deleted--;
+	s = &w->slots[i];
+	s->token = token;
+	s->used = 1;
+	s->gen = 0;
+	w->live++;
+	*added = true;
+	return s;
+}
+
+static void
+waiter_delete(txb_waiter *w, waiter_slot *s)
+{
+	s->used = 2;
+	s->token = 0;
+	w->live--;
+	w->deleted++;
+}
+
+static bool
+waiter_grow(void **array, size_t *cap, size_t need, size_t elem)
+{
+	size_t		ncap;
+	void	   *p;
+
+	if (need <= *cap)
+		return true;
+	ncap = *cap ? *cap : 16;
+	while (ncap < need)
+		ncap *= 2;
+	p = realloc(*array, ncap * elem);
+	if (p == NULL)
+		return false;
+	*array = p;
+	*cap = ncap;
+	return true;
+}
+
+/* Queues an answer for token and forgets it as pending. */
+static void
+waiter_answer_token(txb_waiter *w, waiter_slot *s, txb_state state,
+					txb_error code, const char *sqlstate, const char *message)
+{
+	waiter_answer *a;
+
+	if (w->ans_head > 0 && w->ans_head == w->ans_len)
+		w->ans_head = w->ans_len = 0;
+	if (!waiter_grow((void **) &w->answers, &w->ans_cap, w->ans_len + 1,
+					 sizeof(waiter_answer)))
+	{
+		w->oom = true;			/* the token stays pending: asked again */
+		return;
+	}
+	a = &w->answers[w->ans_len++];
+	a->token = s->token;
+	a->state = state;
+	a->code = code;
+	(void) snprintf(a->sqlstate, sizeof(a->sqlstate), "%s",
+					sqlstate ? sqlstate : "");
+	(void) snprintf(a->message, sizeof(a->message), "%s",
+					message ? message : "");
+	waiter_delete(w, s);
+}
+
+/* Queues the rows (token, state) of a barrier_wait_any() result. */
+static void
+waiter_take_rows(txb_waiter *w, const PGresult *res)
+{
+	int			n = PQntuples(res);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		txb_token	token;
+		waiter_slot *s;
+		const char *label;
+
+		if (PQgetisnull(res, i, 0) || PQgetisnull(res, i, 1) ||
+			txb_token_parse(PQgetvalue(res, i, 0), &token) < 0)
+			continue;
+		s = waiter_find(w, token);
+		if (s == NULL)
+			continue;			/* removed meanwhile, or a duplicate row */
+		label = PQgetvalue(res, i, 1);
+		if (strcmp(label, "committed") == 0)
+			waiter_answer_token(w, s, TXB_COMMITTED, TXB_ERR_NONE, NULL, NULL);
+		else if (strcmp(label, "aborted") == 0)
+			waiter_answer_token(w, s, TXB_ABORTED, TXB_ERR_NONE, NULL, NULL);
+		else					/* only the caller's own transaction */
+			waiter_answer_token(w, s, TXB_ERROR, TXB_ERR_PROTOCOL, NULL,
+								"unexpected barrier state from barrier_wait_any()");
+	}
+}
+
+/* Fails every still pending token of sent[start..start+len). */
+static void
+waiter_fail_sent(txb_waiter *w, size_t start, size_t len, txb_error code,
+				 const char *sqlstate, const char *message)
+{
+	size_t		i;
+
+	for (i = start; i < start + len && i < w->nsent; i++)
+	{
+		waiter_slot *s = waiter_find(w, w->sent[i]);
+
+		if (s != NULL)
+			waiter_answer_token(w, s, TXB_ERROR, code, sqlstate, message);
+	}
+}
+
+/* Drops the connection; connects again after the backoff delay. */
+static void
+waiter_lost(txb_waiter *w)
+{
+	if (w->conn != NULL)
+		PQfinish(w->conn);
+	w->conn = NULL;
+	w->phase = WAITER_DOWN;
+	w->cancel_wanted = false;
+	w->nparts = 0;
+	w->retry_at = waiter_now_ms() + w->delay_ms;
+	w->delay_ms = w->delay_ms * 2 > WAITER_RECONNECT_MAX_MS ?
+		WAITER_RECONNECT_MAX_MS : w->delay_ms * 2;
+}
+
+/*
+ * Sends barrier_wait_any() (or, looking, its timeout-0 form) for the
+ * tokens; false if it could not be sent (the connection is then lost).
+ */
+static bool
+waiter_send(txb_waiter *w, const char *sql, const txb_token *tokens,
+			size_t n)
+{
+	const char *params[1];
+	char	   *array;
+	bool		ok;
+
+	array = token_array(tokens, n);
+	if (array == NULL)
+	{
+		w->oom = true;
+		return false;
+	}
+	params[0] = array;
+	ok = PQsendQueryParams(w->conn, sql, 1, NULL, params, NULL, NULL, 0) == 1;
+	free(array);
+	if (!ok)
+		waiter_lost(w);
+	return ok;
+}
+
+/* IDLE: sends the sleeping statement with every pending token. */
+static void
+waiter_send_wait(txb_waiter *w)
+{
+	size_t		i;
+	size_t		n = 0;
+
+	if (!waiter_grow((void **) &w->sent, &w->sent_cap, w->live,
+					 sizeof(txb_token)))
+	{
+		w->oom = true;
+		return;
+	}
+	w->gen++;
+	for (i = 0; i < w->cap; i++)
+		if (w->slots[i].used == 1)
+		{
+			w->slots[i].gen = w->gen;
+			w->sent[n++] = w->slots[i].token;
+		}
+	w->nsent = n;
+	w->cancel_wanted = false;
+	if (waiter_send(w, SQL_WAIT_ANY, w->sent, n))
+		w->phase = WAITER_RUNNING;
+}
+
+/* ISOLATING: sends the look of the next part with pending tokens. */
+static void
+waiter_send_part(txb_waiter *w)
+{
+	txb_token  *part;
+
+	while (w->nparts > 0)
+	{
+		waiter_part p = w->parts[w->nparts - 1];
+		size_t		i;
+		size_t		n = 0;
+
+		part = malloc((p.len ? p.len : 1) * sizeof(txb_token));
+		if (part == NULL)
+		{
+			w->oom = true;
+			return;
+		}
+		for (i = p.start; i < p.start + p.len; i++)
+			if (waiter_find(w, w->sent[i]) != NULL)
+				part[n++] = w->sent[i];
+		if (n == 0)
+		{
+			free(part);
+			w->nparts--;
+			continue;
+		}
+		if (waiter_send(w, SQL_LOOK_ANY, part, n))
+			w->phase = WAITER_ISOLATING;
+		free(part);
+		return;
+	}
+	w->phase = WAITER_IDLE;
+}
+
+static bool
+is_token_sqlstate(const char *code)
+{
+	return strcmp(code, "22023") == 0 || strcmp(code, "55000") == 0 ||
+		strcmp(code, "2202E") == 0;
+}
+
+/*
+ * Handles the result of the statement in flight (RUNNING or ISOLATING);
+ * the connection is idle again.
+ */
+static void
+waiter_result(txb_waiter *w, PGresult *res)
+{
+	const char *code = NULL;
+	const char *primary = NULL;
+	bool		isolating = (w->phase == WAITER_ISOLATING);
+	waiter_part part = {0, w->nsent};
+
+	if (isolating)
+		part = w->parts[w->nparts - 1];
+	w->phase = WAITER_IDLE;
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK &&
+		PQnfields(res) == 2)
+	{
+		waiter_take_rows(w, res);
+		w->delay_ms = WAITER_RECONNECT_FIRST_MS;
+		if (isolating)
+		{
+			w->nparts--;
+			waiter_send_part(w);
+		}
+		return;
+	}
+	if (res != NULL)
+	{
+		code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	}
+	if (primary == NULL)
+		primary = conn_message(w->conn);
+	if (PQstatus(w->conn) != CONNECTION_OK || code == NULL ||
+		strncmp(code, "08", 2) == 0 || strncmp(code, "57P0", 4) == 0)
+	{
+		waiter_lost(w);
+		return;
+	}
+	if (strcmp(code, "57014") == 0)
+		return;					/* our cancel, or statement_timeout: again */
+	if ((strcmp(code, "55000") == 0 &&
+		 strstr(primary, "shared_preload_libraries") != NULL) ||
+		(strcmp(code, SQLSTATE_UNDEFINED_FUNCTION) == 0 &&
+		 strstr(primary, "barrier_wait_any") != NULL))
+	{
+		char		msg[WAITER_MESSAGE_LEN];
+
+		(void) snprintf(msg, sizeof(msg),
+						"the server cannot serve a txb_waiter (%s); it needs "
+						"barrier_wait_any() (extension 1.1) and tx_barrier in "
+						"shared_preload_libraries", primary);
+		waiter_fail_sent(w, part.start, part.len, TXB_ERR_UNAVAILABLE,
+						 code, msg);
+		if (isolating)
+		{
+			w->nparts--;
+			waiter_send_part(w);
+		}
+		return;
+	}
+	if (is_token_sqlstate(code))
+	{
+		if (!isolating)
+		{
+			/* One bad token fails the whole call: look at halves. */
+			if (!waiter_grow((void **) &w->parts, &w->parts_cap, 1,
+							 sizeof(waiter_part)))
+			{
+				w->oom = true;
+				return;
+			}
+			w->parts[0] = part;
+			w->nparts = 1;
+		}
+		else if (part.len <= 1)
+		{
+			w->nparts--;
+			waiter_fail_sent(w, part.start, part.len, TXB_ERR_SERVER, code,
+							 primary);
+		}
+		else
+		{
+			waiter_part lo = {part.start, part.len / 2};
+			waiter_part hi = {part.start + part.len / 2,
+			part.len - part.len / 2};
+
+			if (!waiter_grow((void **) &w->parts, &w->parts_cap,
+							 w->nparts + 1, sizeof(waiter_part)))
+			{
+				w->oom = true;
+				return;
+			}
+			w->parts[w->nparts - 1] = hi;
+			w->parts[w->nparts++] = lo;
+		}
+		waiter_send_part(w);
+		return;
+	}
+	if (strcmp(code, "40001") == 0)
+	{
+		/* A standby's recovery conflict: again after a delay. */
+		w->retry_at = waiter_now_ms() + w->delay_ms;
+		w->delay_ms = w->delay_ms * 2 > WAITER_RECONNECT_MAX_MS ?
+			WAITER_RECONNECT_MAX_MS : w->delay_ms * 2;
+		w->nparts = 0;
+		return;
+	}
+	waiter_fail_sent(w, part.start, part.len, TXB_ERR_SERVER, code, primary);
+	if (isolating)
+	{
+		w->nparts--;
+		waiter_send_part(w);
+	}
+}
+
+/* Whether fd is ready for what is asked, without waiting. */
+static bool
+waiter_fd_ready(int fd, bool write)
+{
+	struct pollfd pfd;
+
+	pfd.fd = fd;
+	pfd.events = write ? POLLOUT : POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) > 0;
+}
+
+static int
+waiter_left(int64_t at, int64_t now)
+{
+	int64_t		left = at - now;
+
+	if (left < 0)
+		return 0;
+	return left > INT_MAX ? INT_MAX : (int) left;
+}
+
+TXB_API txb_waiter *
+txb_waiter_new(const char *conninfo)
+{
+	txb_waiter *w;
+
+	clear_error();
+	if (conninfo == NULL)
+	{
+		set_error(TXB_ERR_ARGUMENT, "conninfo is NULL");
+		return NULL;
+	}
+	w = calloc(1, sizeof(txb_waiter));
+	if (w != NULL)
+		w->conninfo = strdup(conninfo);
+	if (w == NULL || w->conninfo == NULL)
+	{
+		free(w);
+		set_error(TXB_ERR_NO_MEMORY, "out of memory for a waiter");
+		return NULL;
+	}
+	w->phase = WAITER_DOWN;
+	w->delay_ms = WAITER_RECONNECT_FIRST_MS;
+	return w;
+}
+
+TXB_API void
+txb_waiter_free(txb_waiter *w)
+{
+	clear_error();
+	if (w == NULL)
+		return;
+	if (w->conn != NULL)
+	{
+		/* A sleeping backend does not notice that its client is gone. */
+		if (w->phase == WAITER_RUNNING)
+		{
+			PGcancel   *cancel = PQgetCancel(w->conn);
+			char		errbuf[256];
+
+			if (cancel != NULL)
+			{
+				(void) PQcancel(cancel, errbuf, (int) sizeof(errbuf));
+				PQfreeCancel(cancel);
+			}
+		}
+		PQfinish(w->conn);
+	}
+	free(w->slots);
+	free(w->sent);
+	free(w->parts);
+	free(w->answers);
+	free(w->conninfo);
+	free(w);
+}
+
+TXB_API int
+txb_waiter_add(txb_waiter *w, txb_token token)
+{
+	waiter_slot *s;
+	bool		added;
+
+	clear_error();
+	if (w == NULL || token == 0)
+	{
+		set_error(TXB_ERR_ARGUMENT, "%s", w ? "token 0 names no transaction" :
+				  "waiter is NULL");
+		return -1;
+	}
+	s = waiter_insert(w, token, &added);
+	if (s == NULL)
+	{
+		set_error(TXB_ERR_NO_MEMORY, "out of memory for a pending token");
+		return -1;
+	}
+	if (added && w->phase == WAITER_RUNNING && !w->cancel_wanted)
+	{
+		w->cancel_wanted = true;
+		w->cancel_next = waiter_now_ms();
+		w->cancel_step_ms = WAITER_CANCEL_FIRST_MS;
+		w->cancels++;
+	}
+	return 0;
+}
+
+TXB_API int
+txb_waiter_remove(txb_waiter *w, txb_token token)
+{
+	waiter_slot *s;
+
+	clear_error();
+	if (w == NULL)
+	{
+		set_error(TXB_ERR_ARGUMENT, "waiter is NULL");
+		return -1;
+	}
+	s = waiter_find(w, token);
+	if (s == NULL)
+		return 0;
+	waiter_delete(w, s);
+	return 1;
+}
+
+TXB_API txb_poll_status
+txb_waiter_poll(txb_waiter *w, int *timeout_ms)
+{
+	int			timeout = -1;
+	txb_poll_status st = TXB_POLL_READING;
+
+	clear_error();
+	if (w == NULL)
+	{
+		set_error(TXB_ERR_ARGUMENT, "waiter is NULL");
+		if (timeout_ms)
+			*timeout_ms = 0;
+		return TXB_POLL_FAILED;
+	}
+	w->oom = false;
+	for (;;)
+	{
+		int64_t		now = waiter_now_ms();
+		PostgresPollingStatusType cp;
+		PGresult   *res;
+		int			flushed;
+
+		if (w->oom)
+			break;
+		switch (w->phase)
+		{
+			case WAITER_DOWN:
+				if (w->live == 0)
+					goto out;	/* nothing to connect for */
+				if (now < w->retry_at)
+				{
+					timeout = waiter_left(w->retry_at, now);
+					goto out;
+				}
+				w->conn = PQconnectStart(w->conninfo);
+				if (w->conn == NULL)
+				{
+					w->oom = true;
+					break;
+				}
+				if (PQstatus(w->conn) == CONNECTION_BAD)
+				{
+					waiter_lost(w);
+					continue;
+				}
+				w->phase = WAITER_CONNECTING;
+				w->conn_wants_write = true;
+				continue;
+
+			case WAITER_CONNECTING:
+				if (PQsocket(w->conn) >= 0 &&
+					!waiter_fd_ready(PQsocket(w->conn), w->conn_wants_write))
+				{
+					st = w->conn_wants_write ? TXB_POLL_WRITING :
+						TXB_POLL_READING;
+					goto out;
+				}
+				cp = PQconnectPoll(w->conn);
+				if (cp == PGRES_POLLING_FAILED)
+				{
+					waiter_lost(w);
+					continue;
+				}
+				if (cp != PGRES_POLLING_OK)
+				{
+					w->conn_wants_write = (cp == PGRES_POLLING_WRITING);
+					continue;
+				}
+				if (PQsetnonblocking(w->conn, 1) != 0)
+				{
+					waiter_lost(w);
+					continue;
+				}
+				if (w->ever_connected)
+					w->reconnects++;
+				w->ever_connected = true;
+				w->phase = WAITER_IDLE;
+				w->retry_at = 0;
+				continue;
+
+			case WAITER_IDLE:
+				/* Notices a connection the server closed while idle. */
+				if (!PQconsumeInput(w->conn) ||
+					PQstatus(w->conn) != CONNECTION_OK)
+				{
+					waiter_lost(w);
+					continue;
+				}
+				if (w->live == 0)
+					goto out;
+				if (now < w->retry_at)
+				{
+					timeout = waiter_left(w->retry_at, now);
+					goto out;
+				}
+				if (w->nparts > 0)
+					waiter_send_part(w);
+				else
+					waiter_send_wait(w);
+				continue;
+
+			case WAITER_RUNNING:
+			case WAITER_ISOLATING:
+				flushed = PQflush(w->conn);
+				if (flushed < 0 || !PQconsumeInput(w->conn))
+				{
+					/* The error result, if libpq made one, says why. */
+					while ((res = PQgetResult(w->conn)) != NULL)
+						PQclear(res);
+					waiter_lost(w);
+					continue;
+				}
+				if (PQisBusy(w->conn))
+				{
+					if (w->phase == WAITER_RUNNING && w->cancel_wanted)
+					{
+						if (now >= w->cancel_next)
+						{
+							PGcancel   *cancel = PQgetCancel(w->conn);
+							char		errbuf[256];
+
+							if (cancel != NULL)
+							{
+								(void) PQcancel(cancel, errbuf,
+												(int) sizeof(errbuf));
+								PQfreeCancel(cancel);
+							}
+							now = waiter_now_ms();
+							w->cancel_next = now + w->cancel_step_ms;
+							w->cancel_step_ms =
+								w->cancel_step_ms * 2 > WAITER_CANCEL_MAX_MS ?
+								WAITER_CANCEL_MAX_MS : w->cancel_step_ms * 2;
+						}
+						timeout = waiter_left(w->cancel_next, now);
+					}
+					st = flushed == 1 ? TXB_POLL_WRITING : TXB_POLL_READING;
+					goto out;
+				}
+				res = collect(w->conn);
+				waiter_result(w, res);
+				PQclear(res);
+				continue;
+		}
+	}
+out:
+	if (w->oom)
+	{
+		set_error(TXB_ERR_NO_MEMORY, "out of memory in the waiter");
+		if (timeout_ms)
+			*timeout_ms = 0;
+		return TXB_POLL_FAILED;
+	}
+	clear_error();
+	if (timeout_ms)
+		*timeout_ms = timeout;
+	if (w->ans_len > w->ans_head)
+		return TXB_POLL_READY;
+	return st;
+}
+
+TXB_API int
+txb_waiter_socket(const txb_waiter *w)
+{
+	if (w == NULL || w->conn == NULL)
+		return -1;
+	return PQsocket(w->conn);
+}
+
+TXB_API int
+txb_waiter_next(txb_waiter *w, txb_token *token, txb_state *state)
+{
+	waiter_answer *a;
+
+	clear_error();
+	if (w == NULL)
+	{
+		set_error(TXB_ERR_ARGUMENT, "waiter is NULL");
+		return -1;
+	}
+	if (w->ans_head >= w->ans_len)
+	{
+		w->ans_head = w->ans_len = 0;
+		return 0;
+	}
+	a = &w->answers[w->ans_head++];
+	if (token)
+		*token = a->token;
+	if (state)
+		*state = a->state;
+	if (a->state == TXB_ERROR)
+	{
+		set_error(a->code, "%s", a->message);
+		(void) snprintf(errrec.sqlstate, sizeof(errrec.sqlstate), "%s",
+						a->sqlstate);
+	}
+	return 1;
+}
+
+TXB_API int
+txb_waiter_wait(txb_waiter *w, int timeout_ms)
+{
+	int64_t		deadline = waiter_now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+
+	for (;;)
+	{
+		int			tmo;
+		int			left;
+		struct pollfd pfd;
+		txb_poll_status st = txb_waiter_poll(w, &tmo);
+
+		if (st == TXB_POLL_READY)
+			return 1;
+		if (st == TXB_POLL_FAILED)
+			return -1;
+		if (w->live == 0)
+			return 0;
+		left = timeout_ms < 0 ? -1 : waiter_left(deadline, waiter_now_ms());
+		if (left == 0)
+			return 0;
+		if (tmo < 0 || (left >= 0 && left < tmo))
+			tmo = left;
+		pfd.fd = txb_waiter_socket(w);
+		pfd.events = POLLIN | (st == TXB_POLL_WRITING ? POLLOUT : 0);
+		pfd.revents = 0;
+		(void) poll(&pfd, pfd.fd >= 0 ? 1 : 0, tmo);
+	}
+}
+
+TXB_API size_t
+txb_waiter_pending(const txb_waiter *w)
+{
+	return w ? w->live : 0;
+}
+
+TXB_API int
+txb_waiter_backend_pid(const txb_waiter *w)
+{
+	if (w == NULL || w->conn == NULL || w->phase == WAITER_DOWN ||
+		w->phase == WAITER_CONNECTING)
+		return 0;
+	return PQbackendPID(w->conn);
+}
+
+TXB_API unsigned long
+txb_waiter_reconnects(const txb_waiter *w)
+{
+	return w ? w->reconnects : 0;
+}
+
+TXB_API unsigned long
+txb_waiter_cancels(const txb_waiter *w)
+{
+	return w ? w->cancels : 0;
+}

@@ -101,7 +101,10 @@ typedef enum txb_error
 								 * see txb_error_sqlstate() */
 	TXB_ERR_PROTOCOL,			/* the server's answer had an unexpected
 								 * shape (wrong result kind, NULL state) */
-	TXB_ERR_NO_MEMORY			/* an allocation failed */
+	TXB_ERR_NO_MEMORY,			/* an allocation failed */
+	TXB_ERR_UNAVAILABLE			/* a txb_waiter cannot sleep on this server:
+								 * no tx_barrier in shared_preload_libraries
+								 * (55000) or no barrier_wait_any() (42883) */
 } txb_error;
 
 /* ----------------------------------------------------------------------
@@ -245,6 +248,142 @@ int			txb_wait_all_result(PGconn *conn, txb_state *states, size_t n);
  * libpq's PQcancel() on a PGcancel prepared in advance.
  */
 int			txb_cancel(PGconn *conn);
+
+/* ----------------------------------------------------------------------
+ * Shared waiter: one connection serving many pending waits
+ *
+ * txb_wait() holds a backend per waiting job.  A txb_waiter holds one
+ * connection of its own, made from a conninfo string, and waits on it for
+ * every token added to it with barrier_wait_any() (extension 1.1; sleeping
+ * needs tx_barrier in shared_preload_libraries).  Each token is answered
+ * once, as soon as its own transaction has ended.
+ *
+ * It never blocks (except for a cancel request, below) and is driven like
+ * libpq's asynchronous API:
+ *
+ *   txb_waiter *w = txb_waiter_new("dbname=shop application_name=worker");
+ *   txb_waiter_add(w, token);                  as jobs arrive
+ *   loop:
+ *     st = txb_waiter_poll(w, &timeout_ms);    makes progress, never blocks
+ *     while (txb_waiter_next(w, &token, &state) == 1)
+ *         ... state is TXB_COMMITTED, TXB_ABORTED or TXB_ERROR ...
+ *     wait until txb_waiter_socket(w) is readable (also writable when st
+ *     is TXB_POLL_WRITING), for at most timeout_ms (-1: no limit), then
+ *     loop; a socket of -1 means: no connection now, just wait timeout_ms
+ *   txb_waiter_free(w);
+ *
+ * The socket can change from one txb_waiter_poll() to the next (the waiter
+ * connects again): ask txb_waiter_socket() after every call.
+ * txb_waiter_wait() runs that loop with poll(2) for callers without an
+ * event loop.
+ *
+ * How it waits: one barrier_wait_any(pending tokens) at a time.  A token
+ * added while it sleeps makes the next txb_waiter_poll() cancel it (a
+ * PQcancel() request, which blocks for one round trip to the server: a new
+ * connection that only carries the request), repeated from 20 ms doubling
+ * to 1 s until the statement has ended, since a request that reaches the
+ * server before the statement has started is ignored; the statement is
+ * then issued again with every pending token.  Tokens added meanwhile join
+ * without another cancel.
+ *
+ * Reconnecting: when the connection is lost (server restart, failover,
+ * pg_terminate_backend(), idle_session_timeout) or cannot be made, the
+ * waiter connects again after 100 ms, doubling up to 10 s, for as long as
+ * tokens are pending, and waits again for all of them: outcomes are in the
+ * commit log, so none is lost.  Nothing connects before the first token.
+ * The application bounds each wait itself: txb_waiter_remove() gives up
+ * on a token.
+ *
+ * Errors of one token are answered for that token only: txb_waiter_next()
+ * gives TXB_ERROR and sets the thread's error record (txb_error_code(),
+ * txb_error_sqlstate(), txb_error_message()) for it.  A token the server
+ * cannot answer for (22023, 55000: TXB_ERR_SERVER) fails one whole
+ * barrier_wait_any() call; the waiter then finds it by halves, looking
+ * without sleeping, and fails only it.  Without preloading, a token whose
+ * transaction is still running gets TXB_ERR_UNAVAILABLE (SQLSTATE 55000),
+ * as does every token on a server without barrier_wait_any() (42883);
+ * tokens that have ended are answered in any case.
+ *
+ * A txb_waiter is not thread-safe: one thread drives it.
+ * ---------------------------------------------------------------------- */
+
+typedef struct txb_waiter txb_waiter;
+
+/*
+ * txb_waiter_new: a waiter that connects with conninfo (as PQconnectdb
+ * reads it; copied) when it has a token to wait for.  NULL if out of
+ * memory or conninfo is NULL.
+ */
+txb_waiter *txb_waiter_new(const char *conninfo);
+
+/*
+ * txb_waiter_free: cancels the sleeping statement, if any, closes the
+ * connection and frees the waiter and its unanswered tokens.  NULL is
+ * accepted.
+ */
+void		txb_waiter_free(txb_waiter *w);
+
+/*
+ * txb_waiter_add: waits for token too.  Adding a token already pending
+ * does nothing (it is answered once).  Returns 0, or -1 on error
+ * (TXB_ERR_ARGUMENT for a NULL waiter or token 0, TXB_ERR_NO_MEMORY).
+ * Call txb_waiter_poll() afterwards: it sends or cancels as needed.
+ */
+int			txb_waiter_add(txb_waiter *w, txb_token token);
+
+/*
+ * txb_waiter_remove: gives up on a pending token (its timeout passed):
+ * it is not answered.  Returns 1 if it was pending, 0 if not (unknown, or
+ * already answered and waiting in txb_waiter_next()'s queue).
+ */
+int			txb_waiter_remove(txb_waiter *w, txb_token token);
+
+/*
+ * txb_waiter_poll: does whatever can be done without waiting: connects,
+ * sends, reads answers, cancels to take new tokens in, connects again
+ * after a loss.  Stores in *timeout_ms (if not NULL) how long the caller
+ * may wait on the socket at most before calling it again (-1: no limit).
+ * Returns TXB_POLL_READY when answers wait in txb_waiter_next(),
+ * TXB_POLL_READING (wait until the socket is readable), TXB_POLL_WRITING
+ * (readable or writable), or TXB_POLL_FAILED (a NULL waiter, out of
+ * memory); a lost connection is not a failure.  Calling it more often
+ * than needed is harmless.
+ */
+txb_poll_status txb_waiter_poll(txb_waiter *w, int *timeout_ms);
+
+/*
+ * txb_waiter_socket: the socket to wait on (PQsocket() of the current
+ * connection), or -1 while there is none.
+ */
+int			txb_waiter_socket(const txb_waiter *w);
+
+/*
+ * txb_waiter_next: takes the next answer: returns 1 and stores the token
+ * and its state (TXB_COMMITTED, TXB_ABORTED, or TXB_ERROR with the error
+ * record set for that token), or 0 when no answer waits.  Either pointer
+ * may be NULL.
+ */
+int			txb_waiter_next(txb_waiter *w, txb_token *token, txb_state *state);
+
+/*
+ * txb_waiter_wait: runs txb_waiter_poll() and poll(2) on the socket until
+ * an answer waits (1), timeout_ms passed (0; < 0: no limit) or
+ * txb_waiter_poll() failed (-1).  Returns at once with 0 if nothing is
+ * pending and no answer waits.
+ */
+int			txb_waiter_wait(txb_waiter *w, int timeout_ms);
+
+/* Tokens pending (added, not answered, not removed). */
+size_t		txb_waiter_pending(const txb_waiter *w);
+
+/* The server pid of the waiter's connection, 0 while there is none. */
+int			txb_waiter_backend_pid(const txb_waiter *w);
+
+/* How many times the waiter connected again after a loss. */
+unsigned long txb_waiter_reconnects(const txb_waiter *w);
+
+/* How many statements the waiter cancelled to take new tokens in. */
+unsigned long txb_waiter_cancels(const txb_waiter *w);
 
 /* ----------------------------------------------------------------------
  * Tokens and states

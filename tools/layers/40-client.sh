@@ -3,7 +3,9 @@
 #   build        the library, txb and the tests, with -Werror        (1 test)
 #   lint         cppcheck and clang-tidy                              (1 test)
 #   prove        library tests (C, TAP) and CLI tests (shell, TAP)   (each
-#                assertion counts)
+#                assertion counts); the shared waiter's tests
+#                (test_waiter) on a second server, started here, with
+#                tx_barrier in shared_preload_libraries
 #   valgrind     memcheck on the library tests, no errors or leaks   (1 test)
 #   fuzz         libFuzzer + ASan/UBSan on txb_token_parse, 20 s     (1 test)
 #   e2e          the installed library: pkg-config, and a program
@@ -48,9 +50,25 @@ if ! psql -X -q -v ON_ERROR_STOP=1 \
 	finish
 fi
 
+# The preloaded server of the shared waiter's tests (barrier_wait_any()
+# sleeps only there), on 127.0.0.1.
+mkdir -p "$TXB_WORK/client-preloaded"
+trap 'txb_cluster_stop "$TXB_WORK/client-preloaded"' EXIT
+if txb_cluster_start_free "$TXB_WORK/client-preloaded" pre_port \
+	"shared_preload_libraries = 'tx_barrier'" >>"$logs/setup.log" 2>&1 &&
+	PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 \
+		-d postgres -c "CREATE DATABASE $DB" >>"$logs/setup.log" 2>&1 &&
+	PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 \
+		-d "$DB" -c "CREATE EXTENSION tx_barrier" >>"$logs/setup.log" 2>&1; then
+	export TXB_TEST_PRELOADED_CONNINFO="host=127.0.0.1 port=$pre_port dbname=$DB"
+else
+	fail "start the preloaded server" "$logs/setup.log"
+	finish
+fi
+
 # ------------------------------------------------------------------ build
 if make -C "$src" clean >/dev/null 2>&1 &&
-	make -C "$src" all test/test_txb >"$logs/build.log" 2>&1; then
+	make -C "$src" all test/test_txb test/test_waiter >"$logs/build.log" 2>&1; then
 	pass "build with -Wall -Wextra -Werror"
 else
 	fail "build with -Wall -Wextra -Werror" "$logs/build.log"
@@ -67,7 +85,7 @@ fi
 # ------------------------------------------------------------------ TAP
 export TXB_TEST_CONNINFO="dbname=$DB" TXB_TEST_NOEXT_CONNINFO="dbname=$NOEXT"
 export TXB_TEST_DB=$DB TXB_TEST_NOEXT_DB=$NOEXT TXB_BIN="$src/txb"
-(cd "$src" && timeout 900 prove -v test/test_txb test/cli.sh) \
+(cd "$src" && timeout 900 prove -v test/test_txb test/test_waiter test/cli.sh) \
 	>"$logs/prove.log" 2>&1
 grep -E '^(not ok|Bail out|# )' "$logs/prove.log"
 tail -n 4 "$logs/prove.log"
@@ -76,18 +94,20 @@ passed=$((passed + p))
 failed=$((failed + f))
 
 # ------------------------------------------------------------------ valgrind
-(cd "$src" && timeout 900 valgrind --tool=memcheck --error-exitcode=99 \
-	--leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--track-origins=yes --log-file="$logs/valgrind.log" \
-	test/test_txb) >"$logs/valgrind.tap" 2>&1
-rc=$?
-if [ $rc -eq 0 ] && grep -q '^1\.\.[1-9]' "$logs/valgrind.tap" &&
-	! grep -q '^not ok' "$logs/valgrind.tap"; then
-	pass "valgrind memcheck on the library tests: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$logs/valgrind.log")"
-else
-	grep '^not ok' "$logs/valgrind.tap"
-	fail "valgrind memcheck on the library tests (exit $rc)" "$logs/valgrind.log"
-fi
+for t in test_txb test_waiter; do
+	(cd "$src" && timeout 900 valgrind --tool=memcheck --error-exitcode=99 \
+		--leak-check=full --errors-for-leak-kinds=definite,indirect \
+		--track-origins=yes --log-file="$logs/valgrind-$t.log" \
+		"test/$t") >"$logs/valgrind-$t.tap" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ] && grep -q '^1\.\.[1-9]' "$logs/valgrind-$t.tap" &&
+		! grep -q '^not ok' "$logs/valgrind-$t.tap"; then
+		pass "valgrind memcheck on $t: $(grep -o 'ERROR SUMMARY: [0-9]* errors' "$logs/valgrind-$t.log")"
+	else
+		grep '^not ok' "$logs/valgrind-$t.tap"
+		fail "valgrind memcheck on $t (exit $rc)" "$logs/valgrind-$t.log"
+	fi
+done
 
 # ------------------------------------------------------------------ fuzz
 if timeout 300 make -C "$src" fuzz FUZZ_SECONDS=20 >"$logs/fuzz.log" 2>&1 &&
@@ -149,4 +169,6 @@ fi
 
 psql -X -q -c "DROP DATABASE IF EXISTS $DB" -c "DROP DATABASE IF EXISTS $NOEXT" \
 	>/dev/null 2>&1
+txb_cluster_stop "$TXB_WORK/client-preloaded"
+trap - EXIT
 finish
