@@ -397,33 +397,62 @@ txb_pgbouncer_stop() {
 	fi
 }
 
-# The Debian 13 (trixie) root the Python tests and samples run newer
-# Celery, Django, SQLAlchemy 2.0, psycopg 3.2, RQ 2 and FastAPI in: the
-# packages of TXB_TRIXIE_PYTHON_PACKAGES, made once with mmdebstrap
-# (minbase) and cached in TXB_CACHE (default /var/cache/tx_barrier) under a
-# name that carries a digest of the package list, so a new list makes a new
-# root once and a root in use by another run is never replaced under it.
-TXB_TRIXIE_PYTHON_PACKAGES=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis,python3-sqlalchemy,python3-greenlet,python3-asyncpg,python3-rq,python3-fastapi,python3-httpx,python3-uvicorn
-# txb_trixie_python_root VAR LOG: stores the root's path in the variable
-# named VAR (TXB_TRIXIE_ROOT overrides it), making it first if needed
-# (mmdebstrap's output in LOG, printed if it fails).  Not for $(...);
-# VAR must not begin with _txb_.
-txb_trixie_python_root() {
-	local _txb_var=$1 _txb_log=$2 _txb_pkgs=$TXB_TRIXIE_PYTHON_PACKAGES _txb_root
-	_txb_root=${TXB_TRIXIE_ROOT:-${TXB_CACHE:-/var/cache/tx_barrier}/trixie-python-$(echo "$_txb_pkgs" | md5sum | cut -c1-8)}
-	mkdir -p "$(dirname "$_txb_root")" || return 1
+# txb_trixie_root VAR NAME PACKAGES CHECK LOG: a Debian 13 (trixie) root
+# with the comma-separated PACKAGES, made once with mmdebstrap (minbase) and
+# cached in TXB_CACHE (default /var/cache/tx_barrier) as trixie-NAME-DIGEST,
+# where DIGEST is that of the package list, so a new list makes a new root
+# once and a root in use by another run is never replaced under it.
+# Stores the root's path in the variable named VAR, making it first (under
+# a lock) if CHECK, a file inside it, is not there; mmdebstrap's output
+# goes to LOG, printed if it fails.  Not for $(...); VAR must not begin
+# with _txb_.
+txb_trixie_root() {
+	local _txb_var=$1 _txb_name=$2 _txb_pkgs=$3 _txb_check=$4 _txb_log=$5 _txb_root
+	_txb_root=${TXB_CACHE:-/var/cache/tx_barrier}/trixie-$_txb_name-$(echo "$_txb_pkgs" | md5sum | cut -c1-8)
+	txb_trixie_root_at "$_txb_root" "$_txb_pkgs" "$_txb_check" "$_txb_log" || return 1
+	printf -v "$_txb_var" '%s' "$_txb_root"
+}
+# txb_trixie_root_at DIR PACKAGES CHECK LOG: makes the root in DIR if
+# CHECK is not there (what txb_trixie_root does, at a path of its own).
+txb_trixie_root_at() {
+	local root=$1 pkgs=$2 check=$3 log=$4
+	mkdir -p "$(dirname "$root")" || return 1
 	(
 		flock 9
-		if [ ! -x "$_txb_root/usr/bin/python3" ]; then
-			rm -rf "$_txb_root.new"
-			mmdebstrap --quiet --variant=minbase --include="$_txb_pkgs" \
-				trixie "$_txb_root.new" >"$_txb_log" 2>&1 &&
-				mv "$_txb_root.new" "$_txb_root" || {
-				cat "$_txb_log"
-				rm -rf "$_txb_root.new"
+		if [ ! -e "$root$check" ]; then
+			rm -rf "$root.new"
+			mmdebstrap --quiet --variant=minbase --include="$pkgs" \
+				trixie "$root.new" >"$log" 2>&1 &&
+				[ -e "$root.new$check" ] && mv "$root.new" "$root" || {
+				cat "$log"
+				rm -rf "$root.new"
 				exit 1
 			}
 		fi
-	) 9>"$_txb_root.lock" || return 1
-	printf -v "$_txb_var" '%s' "$_txb_root"
+	) 9>"$root.lock"
+}
+
+# The Debian 13 root the Python tests and samples run newer Celery,
+# Django, SQLAlchemy 2.0, psycopg 3.2, RQ 2 and FastAPI in: the packages of
+# TXB_TRIXIE_PYTHON_PACKAGES.
+TXB_TRIXIE_PYTHON_PACKAGES=python3-celery,python3-django,python3-psycopg2,python3-psycopg,python3-redis,python3-sqlalchemy,python3-greenlet,python3-asyncpg,python3-rq,python3-fastapi,python3-httpx,python3-uvicorn
+# txb_trixie_python_root VAR LOG: txb_trixie_root of those packages (name
+# python, checked by its python3); TXB_TRIXIE_ROOT names another path.
+txb_trixie_python_root() {
+	if [ -n "${TXB_TRIXIE_ROOT:-}" ]; then
+		txb_trixie_root_at "$TXB_TRIXIE_ROOT" "$TXB_TRIXIE_PYTHON_PACKAGES" \
+			/usr/bin/python3 "$2" || return 1
+		printf -v "$1" '%s' "$TXB_TRIXIE_ROOT"
+		return
+	fi
+	txb_trixie_root "$1" python "$TXB_TRIXIE_PYTHON_PACKAGES" /usr/bin/python3 "$2"
+}
+
+# The Debian 13 root of the Ruby tests and samples (Ruby 3.3, Sidekiq 7,
+# Active Record, Active Job and Rails 7.2, pg 1.5).
+TXB_TRIXIE_RUBY_PACKAGES=ruby,ruby-pg,ruby-sidekiq,ruby-activerecord,ruby-activejob,ruby-minitest,ruby-railties
+# txb_trixie_ruby_root VAR LOG: txb_trixie_root of those packages (name
+# ruby, checked by its sidekiq).
+txb_trixie_ruby_root() {
+	txb_trixie_root "$1" ruby "$TXB_TRIXIE_RUBY_PACKAGES" /usr/bin/sidekiq "$2"
 }

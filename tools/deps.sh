@@ -25,8 +25,11 @@ PACKAGES=(
 	# Flask and FastAPI guides' samples
 	python3-sqlalchemy python3-greenlet python3-asyncpg python3-rq
 	python3-flask python3-flask-sqlalchemy python3-fastapi python3-httpx
-	# the documentation's samples in other languages (docs/samples/)
-	ruby ruby-pg
+	# the documentation's samples in other languages (docs/samples/), and
+	# the Ruby client's tests (Sidekiq, Active Record, Active Job, a Rails
+	# application, minitest)
+	ruby ruby-pg ruby-sidekiq ruby-activerecord ruby-activejob ruby-railties
+	ruby-minitest
 	# the documentation site (mkdocs.yml, make docs), its samples (Debian's
 	# celery command) and its rendering check (tools/layers/92-docs.sh)
 	mkdocs mkdocs-material python3-pymdownx celery chromium
@@ -34,7 +37,7 @@ PACKAGES=(
 	debhelper dpkg-dev fakeroot postgresql-server-dev-all dh-python python3-all
 	pybuild-plugin-pyproject lintian zip unzip
 	# throwaway Debian roots: the packages' clean install, and the python
-	# tests on Debian 13's Celery/Django/psycopg
+	# and ruby tests on Debian 13's Celery/Django/psycopg, Sidekiq/Rails
 	mmdebstrap
 )
 # Node.js client tests: Debian's nodejs and npm, unless a node and npm are

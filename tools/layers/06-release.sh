@@ -45,6 +45,8 @@ check "client/python/pyproject.toml version = $lib" \
 	test "$(field client/python/pyproject.toml 's/^version = "\(.*\)"/\1/p')" = "$lib"
 check "client/python/tx_barrier/__init__.py __version__ = $lib" \
 	test "$(field client/python/tx_barrier/__init__.py 's/^__version__ = "\(.*\)"/\1/p')" = "$lib"
+check "client/ruby/lib/tx_barrier/version.rb VERSION = $lib" \
+	test "$(field client/ruby/lib/tx_barrier/version.rb 's/^ *VERSION = "\(.*\)"/\1/p')" = "$lib"
 # json_field FILE KEY...: the value at that path of a JSON file.
 json_field() {
 	/usr/bin/python3 -c 'import json, sys

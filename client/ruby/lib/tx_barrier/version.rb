@@ -1,0 +1,7 @@
+# frozen_string_literal: true
+
+module TxBarrier
+  # EXTVERSION of the top Makefile, as MAJOR.MINOR.0 (the release layer,
+  # tools/layers/06-release.sh, checks that they agree).
+  VERSION = "1.1.0"
+end
