@@ -2,10 +2,11 @@
 # The Ruby client (client/ruby) end to end: the gem built and installed with
 # `gem`, a database with the extension, one without, one with the portable
 # edition, a real Redis, a real PgBouncer in transaction pooling mode, a
-# primary with a streaming hot standby of its own, four real Sidekiq
-# processes (test/worker.rb: roles main, bouncer, standby, portable) and the
-# minitest suite (test/all.rb), on Debian 12's Ruby, Sidekiq 6 and Active
-# Record 6.1, then on Debian 13's from a cached trixie root.  Each minitest
+# primary with a streaming hot standby of its own, five real Sidekiq
+# processes (test/worker.rb: roles main, bouncer, standby, portable; and
+# the minimal Rails application test/rails_app), and the minitest suite
+# (test/all.rb), on Debian 12's Ruby, Sidekiq 6 and Rails 6.1, then on
+# Debian 13's from a cached trixie root.  Each minitest
 # test counts as one pass or failure, the gem's install as one more per
 # stack.
 . "$TXB_ROOT/tools/results.sh"
@@ -75,10 +76,12 @@ fail_setup() {
 
 # 1. The gem, built from its gemspec and installed into a private
 # directory (its dependency, pg, is Debian's ruby-pg).
-ruby -e 'require "pg"; require "sidekiq"; require "active_record"; require "active_job"; require "minitest"
-puts "Debian 12: Ruby #{RUBY_VERSION}, Sidekiq #{Sidekiq::VERSION}, Active Record #{ActiveRecord.version}, " \
-     "Active Job #{ActiveJob.version}, pg #{PG::VERSION}, minitest #{Minitest::VERSION}"' ||
+versions='require "pg"; require "sidekiq"; require "rails"; require "active_record"; require "active_job"; require "minitest"
+puts "Ruby #{RUBY_VERSION}, Sidekiq #{Sidekiq::VERSION}, Rails #{Rails.version} (Active Record " \
+     "#{ActiveRecord.version}, Active Job #{ActiveJob.version}), pg #{PG::VERSION}, minitest #{Minitest::VERSION}"'
+v=$(ruby -e "$versions") ||
 	fail_setup "Debian 12's Ruby stack is missing (tools/deps.sh installs it)"
+echo "Debian 12: $v"
 gem_path="$dir/gems:$(gem env gempath)"
 if (cd "$src" && gem build tx_barrier.gemspec -o "$dir/tx_barrier.gem") >"$dir/gem.log" 2>&1 &&
 	GEM_HOME="$dir/gems" GEM_PATH="$gem_path" gem install --local --no-document \
@@ -134,17 +137,20 @@ txb_wait_for "psql -X -At -h 127.0.0.1 -p $sport -d $TXB_RB_DB -c \"SELECT count
 # the installed gem; LOGDIR is where the workers' logs are, as this shell
 # sees it.
 run_suite() {	# LABEL LOGDIR CMD...
-	local label=$1 logdir=$2 log="$dir/minitest-$1.log" w role queue conc
+	local label=$1 logdir=$2 log="$dir/minitest-$1.log" w role queue conc req
 	shift 2
 	redis-cli -p "$rport" flushall >/dev/null
 	for db in "$TXB_RB_DB" "$TXB_RB_PORTABLE_DB"; do
 		psql -X -q -d "$db" -c "TRUNCATE ruby_runs, ruby_items"
 	done
 	psql -X -q -h 127.0.0.1 -p "$pport" -d "$TXB_RB_DB" -c "TRUNCATE ruby_items"
-	for w in main:default:10 bouncer:bouncer:2 standby:standby:3 portable:portable:3; do
+	for w in main:default:10 bouncer:bouncer:2 standby:standby:3 portable:portable:3 \
+		rails:rails:3; do
 		IFS=: read -r role queue conc <<<"$w"
-		setsid "$@" TXB_RB_ROLE="$role" sidekiq -r ./test/worker.rb -q "$queue" \
-			-c "$conc" -t 3 >"$logdir/worker-$role.log" 2>&1 &
+		req=./test/worker.rb
+		[ "$role" = rails ] && req=./test/rails_app   # the Rails application
+		setsid "$@" TXB_RB_ROLE="$role" RAILS_ENV=production sidekiq -r "$req" \
+			-q "$queue" -c "$conc" -t 3 >"$logdir/worker-$role.log" 2>&1 &
 		worker_pids="$worker_pids $!"
 	done
 	# The tests wait for the workers' heartbeats first.
@@ -203,9 +209,7 @@ for m in proc dev dev/shm; do
 		fail_setup "cannot mount /$m in $root"
 	fi
 done
-chroot "$root" ruby -e 'require "pg"; require "sidekiq"; require "active_record"; require "active_job"; require "minitest"
-puts "Debian 13: Ruby #{RUBY_VERSION}, Sidekiq #{Sidekiq::VERSION}, Active Record #{ActiveRecord.version}, " \
-     "Active Job #{ActiveJob.version}, pg #{PG::VERSION}, minitest #{Minitest::VERSION}"'
+echo "Debian 13: $(chroot "$root" ruby -e "$versions")"
 trixie_gem=0
 gem_path="$inner/gems:$(chroot "$root" gem env gempath)"
 if chroot "$root" env GEM_HOME="$inner/gems" GEM_PATH="$gem_path" gem install --local \

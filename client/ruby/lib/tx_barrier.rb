@@ -319,7 +319,7 @@ module TxBarrier
 
     # Runs one of the SQL_* statements and returns its rows (arrays of
     # strings).  On a PG::Connection as a parameterized statement; on an
-    # Active Record connection through its own query interface (so that its
+    # Active Record connection through its own exec_query (so that its
     # lazily begun transaction is begun first and its state stays right),
     # with the already checked parameters inlined as literals.
     def query(conn, sql, params)
@@ -330,9 +330,12 @@ module TxBarrier
           mapped = map_error(e) { conn.db }
           raise mapped || e
         end
-      elsif conn.respond_to?(:select_rows) && conn.respond_to?(:transaction_open?)
+      elsif conn.respond_to?(:exec_query) && conn.respond_to?(:transaction_open?)
         begin
-          conn.select_rows(inline(sql, params), "TxBarrier")
+          # exec_query, not select_rows: never answered from the query cache
+          # (a savepoint's token is not its transaction's, a wait's answer
+          # changes).
+          conn.exec_query(inline(sql, params), "TxBarrier").rows
         rescue StandardError => e
           raise unless pg_error(e)
 

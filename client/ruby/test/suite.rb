@@ -105,7 +105,7 @@ Minitest::Test.include(SuiteTools)
 # Every Sidekiq worker the suite needs is running (test/worker.rb, one
 # per role, started by the layer).
 module WorkersReady
-  QUEUES = %w[default bouncer standby portable].freeze
+  QUEUES = %w[default bouncer standby portable rails].freeze
 
   def self.wait
     stop = Process.clock_gettime(Process::CLOCK_MONOTONIC) + SuiteTools::DEADLINE

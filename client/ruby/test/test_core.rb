@@ -90,6 +90,31 @@ class TestCore < Minitest::Test
     assert_equal :aborted, TxBarrier.wait(conn, outer)
   end
 
+  def test_active_record_query_cache_is_not_used
+    # Rails enables the query cache in requests and jobs: a savepoint's
+    # token and a later answer must not come from it.
+    conn = ActiveRecord::Base.connection
+    ActiveRecord::Base.cache do
+      ActiveRecord::Base.transaction do
+        outer = TxBarrier.enqueue(conn)
+        inner = nil
+        ActiveRecord::Base.transaction(requires_new: true) do
+          inner = TxBarrier.enqueue(conn)
+          raise ActiveRecord::Rollback
+        end
+        refute_equal outer, inner
+        assert_equal :aborted, TxBarrier.status(conn, inner)
+        assert_equal :in_progress, TxBarrier.status(pg, outer)
+        other = pg
+        other.exec("BEGIN")
+        token = TxBarrier.enqueue(other)
+        assert_equal :in_progress, TxBarrier.status(conn, token)
+        other.exec("COMMIT")
+        assert_equal :committed, TxBarrier.status(conn, token)
+      end
+    end
+  end
+
   def test_wait_all_shared_timeout
     a = pg
     b = pg
