@@ -809,6 +809,7 @@ txb_version(void)
  * ---------------------------------------------------------------------- */
 
 #include <poll.h>
+#include <pthread.h>
 #include <time.h>
 
 #define SQL_WAIT_ANY \
@@ -818,6 +819,7 @@ txb_version(void)
 
 #define WAITER_RECONNECT_FIRST_MS 100
 #define WAITER_RECONNECT_MAX_MS 10000
+#define WAITER_CANCEL_DELAY_MS 10
 #define WAITER_CANCEL_FIRST_MS 20
 #define WAITER_CANCEL_MAX_MS 1000
 #define WAITER_MESSAGE_LEN 256
@@ -874,6 +876,7 @@ struct txb_waiter
 	size_t		sent_cap;
 
 	bool		cancel_wanted;	/* a token is pending that RUNNING lacks */
+	bool		cancel_sent;	/* ... and a cancel was requested for it */
 	int64_t		cancel_next;	/* when to send the (next) cancel request */
 	int			cancel_step_ms;
 
@@ -889,6 +892,22 @@ struct txb_waiter
 	unsigned long reconnects;
 	unsigned long cancels;
 	bool		oom;
+
+	/*
+	 * The canceller thread: PQcancel() blocks for a round trip to the
+	 * server, so it runs there, never in txb_waiter_poll().  Under mu:
+	 * c_cur is the PGcancel of the current connection (NULL while there is
+	 * none), c_inuse the one the thread is sending with (freed by the
+	 * thread if replaced meanwhile).
+	 */
+	bool		c_started;
+	pthread_t	c_thread;
+	pthread_mutex_t c_mu;
+	pthread_cond_t c_cv;
+	PGcancel   *c_cur;
+	PGcancel   *c_inuse;
+	bool		c_wanted;
+	bool		c_stop;
 };
 
 static int64_t
@@ -1090,10 +1109,78 @@ waiter_fail_sent(txb_waiter *w, size_t start, size_t len, txb_error code,
 	}
 }
 
+static void *
+waiter_canceller_main(void *arg)
+{
+	txb_waiter *w = arg;
+
+	pthread_mutex_lock(&w->c_mu);
+	for (;;)
+	{
+		PGcancel   *c;
+		char		errbuf[256];
+
+		while (!w->c_stop && !(w->c_wanted && w->c_cur != NULL))
+			pthread_cond_wait(&w->c_cv, &w->c_mu);
+		if (w->c_stop)
+			break;
+		c = w->c_cur;
+		w->c_wanted = false;
+		w->c_inuse = c;
+		pthread_mutex_unlock(&w->c_mu);
+		(void) PQcancel(c, errbuf, (int) sizeof(errbuf));
+		pthread_mutex_lock(&w->c_mu);
+		w->c_inuse = NULL;
+		if (w->c_cur != c)
+			PQfreeCancel(c);	/* the connection was replaced meanwhile */
+	}
+	pthread_mutex_unlock(&w->c_mu);
+	return NULL;
+}
+
+/* Makes conn's cancel object the canceller's (conn NULL: none). */
+static void
+waiter_canceller_set(txb_waiter *w, PGconn *conn)
+{
+	PGcancel   *nc = conn ? PQgetCancel(conn) : NULL;
+	PGcancel   *old;
+
+	pthread_mutex_lock(&w->c_mu);
+	old = w->c_cur;
+	w->c_cur = nc;
+	w->c_wanted = false;
+	if (old != NULL && old != w->c_inuse)
+		PQfreeCancel(old);
+	pthread_mutex_unlock(&w->c_mu);
+}
+
+/* Asks for a cancel request; sends it here if there is no thread. */
+static void
+waiter_canceller_request(txb_waiter *w)
+{
+	if (!w->c_started)
+		w->c_started = pthread_create(&w->c_thread, NULL,
+									  waiter_canceller_main, w) == 0;
+	pthread_mutex_lock(&w->c_mu);
+	if (w->c_started)
+	{
+		w->c_wanted = true;
+		pthread_cond_signal(&w->c_cv);
+	}
+	else if (w->c_cur != NULL)
+	{
+		char		errbuf[256];
+
+		(void) PQcancel(w->c_cur, errbuf, (int) sizeof(errbuf));
+	}
+	pthread_mutex_unlock(&w->c_mu);
+}
+
 /* Drops the connection; connects again after the backoff delay. */
 static void
 waiter_lost(txb_waiter *w)
 {
+	waiter_canceller_set(w, NULL);
 	if (w->conn != NULL)
 		PQfinish(w->conn);
 	w->conn = NULL;
@@ -1358,6 +1445,21 @@ txb_waiter_new(const char *conninfo)
 		set_error(TXB_ERR_NO_MEMORY, "out of memory for a waiter");
 		return NULL;
 	}
+	if (pthread_mutex_init(&w->c_mu, NULL) != 0)
+	{
+		free(w->conninfo);
+		free(w);
+		set_error(TXB_ERR_NO_MEMORY, "cannot make a mutex for a waiter");
+		return NULL;
+	}
+	if (pthread_cond_init(&w->c_cv, NULL) != 0)
+	{
+		pthread_mutex_destroy(&w->c_mu);
+		free(w->conninfo);
+		free(w);
+		set_error(TXB_ERR_NO_MEMORY, "cannot make a condition for a waiter");
+		return NULL;
+	}
 	w->phase = WAITER_DOWN;
 	w->delay_ms = WAITER_RECONNECT_FIRST_MS;
 	return w;
@@ -1369,6 +1471,18 @@ txb_waiter_free(txb_waiter *w)
 	clear_error();
 	if (w == NULL)
 		return;
+	if (w->c_started)
+	{
+		pthread_mutex_lock(&w->c_mu);
+		w->c_stop = true;
+		pthread_cond_signal(&w->c_cv);
+		pthread_mutex_unlock(&w->c_mu);
+		pthread_join(w->c_thread, NULL);
+	}
+	if (w->c_cur != NULL)
+		PQfreeCancel(w->c_cur);
+	pthread_mutex_destroy(&w->c_mu);
+	pthread_cond_destroy(&w->c_cv);
 	if (w->conn != NULL)
 	{
 		/* A sleeping backend does not notice that its client is gone. */
@@ -1415,9 +1529,13 @@ txb_waiter_add(txb_waiter *w, txb_token token)
 	if (added && w->phase == WAITER_RUNNING && !w->cancel_wanted)
 	{
 		w->cancel_wanted = true;
-		w->cancel_next = waiter_now_ms();
+		/*
+		 * Not at once: with many tokens ending, the statement returns
+		 * soon anyway and is issued again with the new token.
+		 */
+		w->cancel_next = waiter_now_ms() + WAITER_CANCEL_DELAY_MS;
 		w->cancel_step_ms = WAITER_CANCEL_FIRST_MS;
-		w->cancels++;
+		w->cancel_sent = false;
 	}
 	return 0;
 }
@@ -1513,6 +1631,7 @@ txb_waiter_poll(txb_waiter *w, int *timeout_ms)
 					waiter_lost(w);
 					continue;
 				}
+				waiter_canceller_set(w, w->conn);
 				if (w->ever_connected)
 					w->reconnects++;
 				w->ever_connected = true;
@@ -1558,15 +1677,10 @@ txb_waiter_poll(txb_waiter *w, int *timeout_ms)
 					{
 						if (now >= w->cancel_next)
 						{
-							PGcancel   *cancel = PQgetCancel(w->conn);
-							char		errbuf[256];
-
-							if (cancel != NULL)
-							{
-								(void) PQcancel(cancel, errbuf,
-												(int) sizeof(errbuf));
-								PQfreeCancel(cancel);
-							}
+							if (!w->cancel_sent)
+								w->cancels++;
+							w->cancel_sent = true;
+							waiter_canceller_request(w);
 							now = waiter_now_ms();
 							w->cancel_next = now + w->cancel_step_ms;
 							w->cancel_step_ms =

@@ -258,8 +258,7 @@ int			txb_cancel(PGconn *conn);
  * needs tx_barrier in shared_preload_libraries).  Each token is answered
  * once, as soon as its own transaction has ended.
  *
- * It never blocks (except for a cancel request, below) and is driven like
- * libpq's asynchronous API:
+ * It never blocks and is driven like libpq's asynchronous API:
  *
  *   txb_waiter *w = txb_waiter_new("dbname=shop application_name=worker");
  *   txb_waiter_add(w, token);                  as jobs arrive
@@ -278,13 +277,15 @@ int			txb_cancel(PGconn *conn);
  * event loop.
  *
  * How it waits: one barrier_wait_any(pending tokens) at a time.  A token
- * added while it sleeps makes the next txb_waiter_poll() cancel it (a
- * PQcancel() request, which blocks for one round trip to the server: a new
- * connection that only carries the request), repeated from 20 ms doubling
- * to 1 s until the statement has ended, since a request that reaches the
- * server before the statement has started is ignored; the statement is
- * then issued again with every pending token.  Tokens added meanwhile join
- * without another cancel.
+ * added while it sleeps is taken in when the statement returns (some token
+ * ended); if it has not returned 10 ms later, the waiter cancels it (a
+ * PQcancel() request, sent by a thread of the waiter's own, started at the
+ * first cancel, since PQcancel() blocks for a round trip on a new
+ * connection to the server), repeated from 20 ms doubling to 1 s until the
+ * statement has ended, as a request that reaches the server before the
+ * statement has started is ignored; the statement is then issued again
+ * with every pending token.  Tokens added meanwhile join without another
+ * cancel.
  *
  * Reconnecting: when the connection is lost (server restart, failover,
  * pg_terminate_backend(), idle_session_timeout) or cannot be made, the
@@ -304,7 +305,8 @@ int			txb_cancel(PGconn *conn);
  * as does every token on a server without barrier_wait_any() (42883);
  * tokens that have ended are answered in any case.
  *
- * A txb_waiter is not thread-safe: one thread drives it.
+ * A txb_waiter is not thread-safe: one thread drives it.  Link with
+ * -pthread (pkg-config --libs --static tx_barrier says so).
  * ---------------------------------------------------------------------- */
 
 typedef struct txb_waiter txb_waiter;
