@@ -147,3 +147,29 @@ sample_wait_blocked() {
 		  AND a.query LIKE '%barrier_wait%'\"" t ||
 		sample_fail "no session blocked in barrier_wait on $token"
 }
+
+# sample_trixie_python: the Debian 13 (trixie) root with SQLAlchemy 2.0,
+# psycopg 3.2, Celery 5.5, RQ 2, FastAPI and uvicorn, for samples that need
+# newer Python packages than Debian 12's (txb_trixie_python_root: made once
+# with mmdebstrap, cached).  Sets TRIXIE_ROOT and the command prefix
+# TRIXIE_RUN:
+#
+#     "${TRIXIE_RUN[@]}" DIR COMMAND...
+#
+# runs COMMAND in the root, in DIR (seen there as /srv), with
+# $SAMPLE_DIR seen as /mnt (so the package sample_python_package installed
+# is PYTHONPATH=/mnt/site there).  The mounts live in a mount namespace of
+# the command's own: nothing is written into the cached root.  The root
+# shares the network: servers are reached on 127.0.0.1.
+sample_trixie_python() {
+	txb_trixie_python_root TRIXIE_ROOT "$SAMPLE_DIR/mmdebstrap.log" ||
+		sample_fail "no Debian 13 root" "$SAMPLE_DIR/mmdebstrap.log"
+	# shellcheck disable=SC2016
+	TRIXIE_RUN=(unshare --mount --propagation private /bin/sh -c '
+		root=$1 scratch=$2 dir=$3
+		shift 3
+		mount --rbind /dev "$root/dev" && mount --bind /proc "$root/proc" &&
+			mount --bind "$scratch" "$root/mnt" && mount --bind "$dir" "$root/srv" &&
+			exec chroot "$root" /bin/sh -c "cd /srv && exec \"\$@\"" sh "$@"' \
+		sh "$TRIXIE_ROOT" "$SAMPLE_DIR")
+}
