@@ -302,6 +302,11 @@ DISK=$( (lsblk -dno NAME,SIZE,ROTA "$DISK_DEV" 2>/dev/null || true) |
 	echo '```'
 	cat "$W/tps.txt"
 	echo '```'
+	# The measured results of bench/wait_any/run.sh, a run of its own.
+	if [ -f "$TXB_ROOT/bench/wait_any/results.md" ]; then
+		echo
+		cat "$TXB_ROOT/bench/wait_any/results.md"
+	fi
 } >"$OUT/benchmarks.md"
 cp "$W/wake.results" "$OUT/benchmarks/wake.results"
 cp "$W/tps.txt" "$OUT/benchmarks/tps.txt"
