@@ -397,6 +397,33 @@ txb_pgbouncer_stop() {
 	fi
 }
 
+# The clean Debian 12 root the package layer installs the packages into
+# (tools/layers/80-package.sh): minbase with PostgreSQL 15 and what the
+# installed-package checks need, no cluster made.
+TXB_PACKAGE_ROOT_PACKAGES=postgresql-15,make,pkgconf,gcc,libc6-dev,libpq-dev,python3-psycopg2
+# txb_package_root VAR LOG: stores in the variable named VAR the path of a
+# tarball of that root, cached in TXB_CACHE (default /var/cache/tx_barrier)
+# under a name that carries a digest of the package list, making it first
+# if needed (mmdebstrap's output in LOG).  Not for $(...); VAR must not
+# begin with _txb_.
+txb_package_root() {
+	local _txb_var=$1 _txb_log=$2 _txb_cache=${TXB_CACHE:-/var/cache/tx_barrier} _txb_tar
+	_txb_tar="$_txb_cache/bookworm-pg15-$(echo "$TXB_PACKAGE_ROOT_PACKAGES" | md5sum | cut -c1-8).tar"
+	mkdir -p "$_txb_cache" || return 1
+	(
+		flock 9
+		[ -f "$_txb_tar" ] && exit 0
+		# Debian's tools, not an interpreter first on the caller's PATH.
+		env PATH=/usr/sbin:/usr/bin:/sbin:/bin mmdebstrap --variant=minbase --format=tar \
+			--include="$TXB_PACKAGE_ROOT_PACKAGES" \
+			--aptopt='APT::Install-Recommends "false"' \
+			--customize-hook='echo "create_main_cluster = false" >>"$1/etc/postgresql-common/createcluster.conf"' \
+			bookworm "$_txb_tar.tmp" && mv "$_txb_tar.tmp" "$_txb_tar" &&
+			find "$_txb_cache" -maxdepth 1 -name 'bookworm-pg15-*.tar' ! -path "$_txb_tar" -delete
+	) 9>"$_txb_cache/.lock" >"$_txb_log" 2>&1 || return 1
+	printf -v "$_txb_var" '%s' "$_txb_tar"
+}
+
 # txb_trixie_root VAR NAME PACKAGES CHECK LOG: a Debian 13 (trixie) root
 # with the comma-separated PACKAGES, made once with mmdebstrap (minbase) and
 # cached in TXB_CACHE (default /var/cache/tx_barrier) as trixie-NAME-DIGEST,

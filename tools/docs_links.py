@@ -5,8 +5,8 @@ rendered it.
     docs_links.py SITE_DIR DOM_DIR
 
 SITE_DIR is the output of `mkdocs build`; DOM_DIR holds, for every page
-SITE_DIR/x/y.html, the DOM that headless chromium dumped for it
-(`--dump-dom`) as DOM_DIR/x/y.html.  Every href and src that stays inside
+SITE_DIR/x/y.html, the DOM that headless chromium rendered for it
+(tools/docs_render.py) as DOM_DIR/x/y.html.  Every href and src that stays inside
 the site must name a file of SITE_DIR, and every fragment (#x or page#x) an
 element id of the target page's rendered DOM.  Prints each broken link and
 exits 1 if there is any, 0 otherwise.

@@ -99,17 +99,23 @@ pg_config_for() {
 	fi
 }
 
+# Does a layer of this name pass the name filters (no filter: all do)?
+layer_filtered_in() {
+	local w
+	[ ${#filters[@]} -eq 0 ] && return 0
+	for w in "${filters[@]}"; do
+		case "$1" in *"$w"*) return 0 ;; esac
+	done
+	return 1
+}
+
 # Is the layer wanted on this major, by its scope and the name filters?
 layer_wanted() {
-	local layer=$1 name=$2 all_layers=$3 w
+	local layer=$1 name=$2 all_layers=$3
 	if [ "$all_layers" != yes ] && ! grep -q '^# majors: all' "$layer"; then
 		return 1
 	fi
-	[ ${#filters[@]} -eq 0 ] && return 0
-	for w in "${filters[@]}"; do
-		case "$name" in *"$w"*) return 0 ;; esac
-	done
-	return 1
+	layer_filtered_in "$name"
 }
 
 # run_major MAJOR PG_CONFIG ALL_LAYERS: installs the extension into that
@@ -204,6 +210,23 @@ if [ -z "$only_pg_config" ]; then
 		done
 	) &
 fi
+
+# The cached Debian roots of the python, ruby and package layers are made in the
+# background from the start (mostly downloading and unpacking) rather than
+# when their layer comes; a layer that needs one sooner waits on its lock.
+(
+	. "$TXB_ROOT/tools/cluster.sh"
+	mkdir -p "$TXB_TOP/roots"
+	if layer_filtered_in python; then
+		txb_trixie_python_root made "$TXB_TOP/roots/trixie-python.log"
+	fi
+	if layer_filtered_in ruby; then
+		txb_trixie_ruby_root made "$TXB_TOP/roots/trixie-ruby.log"
+	fi
+	if layer_filtered_in package; then
+		txb_package_root made "$TXB_TOP/roots/bookworm-package.log"
+	fi
+) >/dev/null 2>&1 &
 
 # TXB_STRESS=N: N busy processes beside the run, at normal priority, for
 # proving that no test depends on the machine's speed.

@@ -6,16 +6,12 @@
 # debian/tests/installcheck there, as autopkgtest would, against the
 # installed package.
 #
-# The clean root (mmdebstrap, minbase) is cached as a tarball under
-# /var/cache/tx_barrier and rebuilt only when this file's package list
-# changes.
+# The clean root is txb_package_root's (tools/cluster.sh): a cached
+# tarball, which tools/test.sh starts making at the beginning of a run.
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 set -uo pipefail
 
-ROOT_PACKAGES=postgresql-15,make,pkgconf,gcc,libc6-dev,libpq-dev,python3-psycopg2
-CACHE=${TXB_CACHE:-/var/cache/tx_barrier}
-ROOT_TAR="$CACHE/bookworm-pg15-$(echo "$ROOT_PACKAGES" | md5sum | cut -c1-8).tar"
 # Debian's tools, not the pyenv interpreter first on PATH.
 DEB_PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -93,20 +89,9 @@ else
 fi
 
 # ------------------------------------------------------------------ clean root
-if [ ! -f "$ROOT_TAR" ]; then
-	mkdir -p "$CACHE"
-	(
-		flock 9
-		[ -f "$ROOT_TAR" ] && exit 0
-		env PATH="$DEB_PATH" mmdebstrap --variant=minbase --format=tar \
-			--include="$ROOT_PACKAGES" \
-			--aptopt='APT::Install-Recommends "false"' \
-			--customize-hook='echo "create_main_cluster = false" >>"$1/etc/postgresql-common/createcluster.conf"' \
-			bookworm "$ROOT_TAR.tmp" && mv "$ROOT_TAR.tmp" "$ROOT_TAR" &&
-			find "$CACHE" -maxdepth 1 -name 'bookworm-pg15-*.tar' ! -path "$ROOT_TAR" -delete
-	) 9>"$CACHE/.lock" >"$work/mmdebstrap.log" 2>&1
-fi
-if [ -f "$ROOT_TAR" ] && tar -xf "$ROOT_TAR" -C "$root"; then
+ROOT_TAR=
+txb_package_root ROOT_TAR "$work/mmdebstrap.log"
+if [ -n "$ROOT_TAR" ] && tar -xf "$ROOT_TAR" -C "$root"; then
 	pass "clean Debian 12 root with PostgreSQL 15 ($(basename "$ROOT_TAR"))"
 else
 	fail "clean Debian 12 root" "$work/mmdebstrap.log"

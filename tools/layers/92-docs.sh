@@ -5,7 +5,8 @@
 #   samples      every docs/samples/*/run.sh against the shared server, as
 #                docs/samples/README.md describes                  (1 test each)
 #   render       every page of the built site loaded in headless chromium
-#                from a loopback HTTP server (--dump-dom)            (1 test)
+#                from a loopback HTTP server, all in one chromium
+#                (tools/docs_render.py)                              (1 test)
 #   links        no internal link or anchor of the rendered pages is
 #                broken (tools/docs_links.py)                        (1 test)
 #   screenshots  the landing page and a guide, saved as PNGs into
@@ -68,8 +69,8 @@ for run in "$TXB_SRC"/docs/samples/*/run.sh; do
 done
 
 # ------------------------------------------------------------------ render
-# One headless chromium per page, each with a new empty profile, a time
-# limit, and no network beyond the loopback server.
+# Headless chromium with a new empty profile, a time limit, and no network
+# beyond the loopback server.
 port=$(txb_free_port)
 /usr/bin/python3 -m http.server "$port" --bind 127.0.0.1 --directory "$site" \
 	>"$out/http.log" 2>&1 &
@@ -87,19 +88,21 @@ chrome() {	# PROFILE_NAME ARGS...: headless chromium, at most 60 s
 		--disable-sync --user-data-dir="$profile" "$@"
 }
 
+# Every page in one chromium (tools/docs_render.py drives it over the
+# DevTools protocol), each page's rendered DOM into $doms.
 doms="$out/dom"
-bad=0
-n=0
-while IFS= read -r page; do
-	n=$((n + 1))
-	mkdir -p "$doms/$(dirname "$page")"
-	if ! chrome render --dump-dom "http://127.0.0.1:$port/$page" \
-		>"$doms/$page" 2>>"$out/chromium.log" ||
-		! grep -q 'class="md-content"' "$doms/$page"; then
-		echo "not rendered (exit or timeout, or no material content): $page"
-		bad=$((bad + 1))
+mapfile -t pages < <(cd "$site" && find . -name '*.html' ! -path './assets/*' | sed 's#^\./##' | sort)
+n=${#pages[@]}
+timeout -k 5 700 /usr/bin/python3 "$TXB_ROOT/tools/docs_render.py" "http://127.0.0.1:$port" \
+	"$doms" "${pages[@]}" >"$out/render.log" 2>>"$out/chromium.log"
+cat "$out/render.log"
+bad=$(grep -c '^not rendered' "$out/render.log")
+for page in "${pages[@]}"; do
+	if ! grep -q 'class="md-content"' "$doms/$page" 2>/dev/null; then
+		grep -q "^not rendered: $page " "$out/render.log" ||
+			{ echo "not rendered (no material content): $page"; bad=$((bad + 1)); }
 	fi
-done < <(cd "$site" && find . -name '*.html' ! -path './assets/*' | sed 's#^\./##' | sort)
+done
 if [ "$bad" -eq 0 ] && [ "$n" -gt 0 ]; then
 	pass "headless chromium rendered all $n pages with the material theme"
 else
