@@ -211,13 +211,14 @@ if [ -z "$only_pg_config" ]; then
 	) &
 fi
 
-# The cached Debian roots of the python, ruby and package layers are made in the
-# background from the start (mostly downloading and unpacking) rather than
-# when their layer comes; a layer that needs one sooner waits on its lock.
+# The cached Debian roots of the python, ruby and package layers (and of the
+# docs layer's FastAPI sample, the python one) are made in the background
+# from the start (mostly downloading and unpacking) rather than when their
+# layer comes; a layer that needs one sooner waits on its lock.
 (
 	. "$TXB_ROOT/tools/cluster.sh"
 	mkdir -p "$TXB_TOP/roots"
-	if layer_filtered_in python; then
+	if layer_filtered_in python || layer_filtered_in docs; then
 		txb_trixie_python_root made "$TXB_TOP/roots/trixie-python.log"
 	fi
 	if layer_filtered_in ruby; then

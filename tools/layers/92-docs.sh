@@ -60,11 +60,12 @@ for run in "$TXB_SRC"/docs/samples/*/run.sh; do
 	sample_dir="$out/samples/$name"
 	mkdir -p "$sample_dir"
 	chmod 755 "$out/samples" "$sample_dir"
+	t0=$SECONDS
 	if (cd "$sample_dir" && TXB_SAMPLE_DIR="$sample_dir" \
 		timeout -k 10 900 bash "$run") >"$out/sample-$name.log" 2>&1; then
-		pass "docs/samples/$name/run.sh"
+		pass "docs/samples/$name/run.sh ($((SECONDS - t0)) s)"
 	else
-		fail "docs/samples/$name/run.sh (exit $?)" "$out/sample-$name.log"
+		fail "docs/samples/$name/run.sh (exit $?, $((SECONDS - t0)) s)" "$out/sample-$name.log"
 	fi
 done
 
