@@ -269,6 +269,28 @@ txb_standby_start() {
 	txb_wait_for "$PG_BINDIR/psql -X -At -h $dir -p $port -U postgres -d postgres -c 'SELECT pg_is_in_recovery()'" t
 }
 
+# txb_standby_start_free PRIMARY_CONNINFO DIR VAR [EXTRA_CONF_LINE...]:
+# txb_standby_start on a free port, stored in the variable named VAR;
+# another port (and a new base backup) if the one picked was taken
+# meanwhile.
+txb_standby_start_free() {
+	local primary=$1 dir=$2 var=$3 try free
+	shift 3
+	for try in 1 2 3 4 5; do
+		free=$(txb_free_port) || return 1
+		txb_cluster_stop "$dir"
+		rm -rf "$dir/data" "$dir/server.log"
+		if txb_standby_start "$primary" "$dir" "$free" "$@" 2>"$dir/start.err"; then
+			printf -v "$var" '%s' "$free"
+			return 0
+		fi
+		grep -q 'Address already in use' "$dir/start.err" || break
+		echo "port $free was taken meanwhile: trying another (attempt $try)" >&2
+	done
+	cat "$dir/start.err" >&2
+	return 1
+}
+
 # txb_cluster_stop DIR: stops the cluster in DIR/data, if it runs.
 txb_cluster_stop() {
 	local dir=$1

@@ -8,7 +8,7 @@
 # (test/all.rb), on Debian 12's Ruby, Sidekiq 6 and Rails 6.1, then on
 # Debian 13's from a cached trixie root.  Each minitest
 # test counts as one pass or failure, the gem's install as one more per
-# stack.
+# stack, and a short run of the latency benchmark one on Debian 12's.
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 
@@ -118,9 +118,8 @@ txb_pgbouncer_start "$dir/pgbouncer" "$TXB_RB_DB" bport bouncer_pid ||
 export TXB_PGBOUNCER_PORT=$bport
 mkdir -p "$dir/primary" "$dir/standby"
 txb_cluster_start_free "$dir/primary" pport || fail_setup "the primary did not start"
-sport=$(txb_free_port) || fail_setup "no free port"
-txb_standby_start "host=127.0.0.1 port=$pport user=postgres dbname=postgres" \
-	"$dir/standby" "$sport" || fail_setup "the standby did not start"
+txb_standby_start_free "host=127.0.0.1 port=$pport user=postgres dbname=postgres" \
+	"$dir/standby" sport || fail_setup "the standby did not start"
 psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pport" -d postgres \
 	-c "CREATE DATABASE $TXB_RB_DB" &&
 	psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pport" -d "$TXB_RB_DB" \
@@ -179,10 +178,25 @@ run_suite() {	# LABEL LOGDIR CMD...
 	stop_workers
 }
 
-# 5. On Debian 12's stack.
+# 5. On Debian 12's stack; then the latency benchmark (bench/latency.rb,
+# its own Sidekiq process) for a few rounds, so that it cannot rot: it
+# must print both figures (not judged: timed tests prove nothing).
 if [ "$host_gem" -eq 1 ]; then
 	run_suite ruby "$dir" env -C "$src" GEM_PATH="$gem_path"
-	txb_result ruby $(( 1 + ok )) "$bad"
+	case "$PGHOST" in /*|'') bhost=127.0.0.1 ;; *) bhost=$PGHOST ;; esac
+	if (cd "$src" && GEM_PATH="$gem_path" REDIS_URL="redis://127.0.0.1:$rport/1" \
+		DATABASE_URL="postgres://postgres@$bhost:${PGPORT:-5432}/$TXB_RB_DB" \
+		timeout -k 10 300 ruby bench/latency.rb 5) >"$dir/bench.log" 2>&1 &&
+		grep -qE '^barrier job \(pushed before\): +-?[0-9.]+ +-?[0-9.]+$' "$dir/bench.log" &&
+		grep -qE '^after_commit push: +-?[0-9.]+ +-?[0-9.]+$' "$dir/bench.log"; then
+		echo "bench/latency.rb 5: ok"
+		cat "$dir/bench.log"
+	else
+		echo "bench/latency.rb 5: FAILED"
+		cat "$dir/bench.log"
+		bad=$(( bad + 1 ))
+	fi
+	txb_result ruby $(( 2 + ok )) "$bad"
 	host_bad=$bad
 else
 	txb_result ruby 0 1

@@ -173,7 +173,8 @@ ActiveJob::Base.logger = Logger.new($stderr, level: Logger::WARN)
 # Dropped jobs leave a row too, so that the tests wait for a condition.
 TxBarrier.config.on_abort = lambda do |job, token|
   if job.is_a?(ActiveJob::Base)
-    TestJobs.record("aborted", tag: job.arguments[0], job: job.class.name, jid: job.job_id,
+    # Not deserialized: an aborted job's arguments are never looked up.
+    TestJobs.record("aborted", tag: job.serialize["arguments"][0], job: job.class.name, jid: job.job_id,
                                info: { token: token })
   elsif job["wrapped"] # Active Job on Sidekiq, the middleware's barrier
     data = job["args"][0]

@@ -17,12 +17,15 @@
 # around_enqueue takes a barrier token when the job is enqueued inside an
 # open transaction of TxBarrier.config.connection_class's database and keeps
 # it in the job's serialized data ("tx_barrier_token"); the adapter enqueues
-# the job at once, before COMMIT.  around_perform waits for the token before
-# perform, for at most TxBarrier.config.wait_timeout seconds:
+# the job at once, before COMMIT.  perform_now waits for the token before
+# anything else -- before the arguments are deserialized, so that a record
+# passed by GlobalID is looked up only once its transaction has committed --
+# for at most TxBarrier.config.wait_timeout seconds:
 #
 # * committed: perform runs (a later retry_on retry of the same job carries
 #   no token: it got past the barrier);
-# * aborted: perform does not run and the job is not retried; one INFO line;
+# * aborted: perform does not run (nor do the perform callbacks, nor the
+#   arguments' deserialization) and the job is not retried; one INFO line;
 # * still open: retry_job(wait: TxBarrier.config.delay) with the same
 #   token, counted in "tx_barrier_waits" and not in executions.
 #
@@ -52,9 +55,12 @@ module TxBarrier
         job.send(:tx_barrier_take)
         block.call
       end
-      base.around_perform do |job, block|
-        job.send(:tx_barrier_perform, block)
-      end
+    end
+
+    # Waits for the barrier, then runs the job as Active Job does (the
+    # arguments deserialized, the perform callbacks, retry_on).
+    def perform_now
+      tx_barrier_perform { super }
     end
 
     # The barrier token of this job, or nil.
@@ -125,9 +131,9 @@ module TxBarrier
       self.tx_barrier_token = TxBarrier.enqueue(conn)
     end
 
-    def tx_barrier_perform(block)
+    def tx_barrier_perform
       token = tx_barrier_token
-      return block.call if token.nil? || @tx_barrier_passed
+      return yield if token.nil? || @tx_barrier_passed
 
       config = TxBarrier.config
       begin
@@ -146,7 +152,7 @@ module TxBarrier
       case state
       when COMMITTED
         @tx_barrier_passed = true
-        block.call
+        yield
       when ABORTED
         config.logger.info("tx_barrier: #{self.class.name} job_id=#{job_id} not run: the " \
                            "transaction of token #{token} rolled back")
@@ -168,8 +174,6 @@ module TxBarrier
       end
 
       self.tx_barrier_waits = waits
-      # A barrier delay is not an execution: retry_on counts those.
-      self.executions = executions - 1 if executions.to_i.positive?
       TxBarrier.config.logger.info("tx_barrier: #{self.class.name} job_id=#{job_id}: token " \
                                    "#{token} #{reason}; enqueued again in #{delay}s " \
                                    "(delay #{waits})")

@@ -62,6 +62,22 @@ module TxBarrier
           config.client_middleware { |chain| chain.add ClientMiddleware }
           config.server_middleware { |chain| chain.prepend ServerMiddleware }
         end
+        warn_transactional_push
+      end
+
+      # Sidekiq.transactional_push! (Sidekiq 6.5 and later) pushes after
+      # COMMIT, when there is no transaction left to take a barrier in: the
+      # two must not both apply.
+      def warn_transactional_push
+        return unless ::Sidekiq.respond_to?(:default_job_options)
+
+        client = ::Sidekiq.default_job_options["client_class"]
+        return unless client.to_s.include?("TransactionAwareClient")
+
+        TxBarrier.config.logger.warn(
+          "tx_barrier: Sidekiq.transactional_push! is on: jobs are pushed after COMMIT, " \
+          "without a barrier; remove it (the barrier pushes before COMMIT instead)"
+        )
       end
 
       # The token a job payload carries, or nil.

@@ -43,13 +43,14 @@ report = lambda do |scenario, tag, job, before, ptoken|
   $stdout.flush
 end
 
-# commit and rollback: the worker (queue rails) waits before COMMIT.
+# commit and rollback: the worker (queue rails) waits before COMMIT, before
+# it looks the item up (GlobalID), which does not exist before COMMIT.
 %w[commit rollback].each do |scenario|
   tag = "#{prefix}-#{scenario}"
   ActiveRecord::Base.transaction do
     id = new_id.call
-    Item.create!(id: id, tag: tag)
-    job = RecordRailsJob.perform_later(tag, id)
+    item = Item.create!(id: id, tag: tag)
+    job = RecordRailsJob.perform_later(tag, item)
     until_true.call("the worker to wait for #{job.tx_barrier_token}") { worker_waits.call(job.tx_barrier_token) }
     report.call(scenario, tag, job, true, job.tx_barrier_token)
     raise ActiveRecord::Rollback if scenario == "rollback"
@@ -61,15 +62,15 @@ ActiveRecord::Base.transaction do
   tag = "#{prefix}-savepoint"
   ActiveRecord::Base.transaction(requires_new: true) do
     id = new_id.call
-    Item.create!(id: id, tag: tag)
-    job = RecordRailsJob.perform_later(tag, id)
+    item = Item.create!(id: id, tag: tag)
+    job = RecordRailsJob.perform_later(tag, item)
     report.call("savepoint", tag, job, true, job.tx_barrier_token)
     raise ActiveRecord::Rollback
   end
   tag = "#{prefix}-outer"
   id = new_id.call
-  Item.create!(id: id, tag: tag)
-  job = RecordRailsJob.perform_later(tag, id)
+  item = Item.create!(id: id, tag: tag)
+  job = RecordRailsJob.perform_later(tag, item)
   report.call("outer", tag, job, true, job.tx_barrier_token)
 end
 
@@ -80,8 +81,8 @@ end
   before = nil
   ActiveRecord::Base.transaction do
     id = new_id.call
-    Item.create!(id: id, tag: tag)
-    job = Object.const_get(klass).perform_later(tag, id)
+    item = Item.create!(id: id, tag: tag)
+    job = Object.const_get(klass).perform_later(tag, klass == "PlainJob" ? id : item)
     before = !parked.call(job.job_id).nil?
   end
   until_true.call("#{klass} #{job.job_id} in the parked queue") { parked.call(job.job_id) }

@@ -8,7 +8,9 @@ TxBarrier::Sidekiq.install do |c|
   c.delay = 0.5
   # Dropped jobs leave a row, so that the tests wait for a condition.
   c.on_abort = lambda do |job, token|
-    tag, name = if job.is_a?(ActiveJob::Base) then [job.arguments[0], job.class.name]
+    # An aborted Active Job's arguments are not deserialized (its records
+    # passed by GlobalID do not exist): its serialized form has them.
+    tag, name = if job.is_a?(ActiveJob::Base) then [job.serialize["arguments"][0], job.class.name]
                 elsif job["wrapped"] then [job["args"][0]["arguments"][0], job["wrapped"]]
                 else [job["args"][0], job["class"]]
                 end
