@@ -134,73 +134,77 @@ txb_cluster_start_free() {
 	return 1
 }
 
-# txb_redis_start DIR PORT_VAR PID_VAR: a throwaway redis-server (no
-# persistence) on a free port of 127.0.0.1, its files in DIR, run in the
-# background of the calling shell; stores the port and the pid in the named
-# variables and returns once it answers PING.  Another port is tried if the
-# one picked was taken meanwhile.  Not for $(...).
-txb_redis_start() {
-	local dir=$1 port_var=$2 pid_var=$3 try free pid
-	mkdir -p "$dir"
+# txb_serve_free PORT_VAR PID_VAR LOG START READY: starts a throwaway
+# server on a free port of 127.0.0.1 in the background of the calling
+# shell: runs the function START with the port (it must exec the server,
+# its output in LOG) and returns once the function READY succeeds for that
+# port, storing the port and the server's pid in the named variables.
+# Another port is tried when the one picked was taken meanwhile (LOG says
+# "address already in use"); gives up after 30 s or when the server exits.
+# Not for $(...).
+txb_serve_free() {
+	local port_var=$1 pid_var=$2 log=$3 start=$4 ready=$5 try free pid
 	for try in 1 2 3 4 5; do
 		free=$(txb_free_port) || return 1
-		redis-server --port "$free" --bind 127.0.0.1 --save '' --appendonly no \
-			--dir "$dir" --logfile "$dir/redis.log" --daemonize no &
+		"$start" "$free" &
 		pid=$!
-		for _ in $(seq 1 100); do
-			[ "$(redis-cli -p "$free" ping 2>/dev/null)" = PONG ] && break
+		for _ in $(seq 1 300); do
+			"$ready" "$free" && break
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		if [ "$(redis-cli -p "$free" ping 2>/dev/null)" = PONG ]; then
+		if "$ready" "$free"; then
 			printf -v "$port_var" '%s' "$free"
 			printf -v "$pid_var" '%s' "$pid"
 			return 0
 		fi
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
-		grep -q 'Address already in use' "$dir/redis.log" || break
-		echo "redis: port $free was taken meanwhile: trying another (attempt $try)" >&2
+		grep -qi 'address already in use' "$log" || break
+		echo "$start: port $free was taken meanwhile: trying another (attempt $try)" >&2
 	done
-	cat "$dir/redis.log" >&2
+	cat "$log" >&2
 	return 1
 }
 
+# txb_redis_start DIR PORT_VAR PID_VAR: a throwaway redis-server (no
+# persistence), its files in DIR, by txb_serve_free; ready once it answers
+# PING.  Not for $(...).
+txb_redis_start() {
+	mkdir -p "$1"
+	_txb_redis_dir=$1
+	txb_serve_free "$2" "$3" "$1/redis.log" _txb_redis_run _txb_redis_ready
+}
+_txb_redis_run() {
+	exec redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$_txb_redis_dir" --logfile "$_txb_redis_dir/redis.log" --daemonize no
+}
+_txb_redis_ready() {
+	[ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]
+}
+
 # txb_etcd_start DIR PORT_VAR PID_VAR: a throwaway one-member etcd (the
-# DCS of a Patroni cluster) serving clients on a free port of 127.0.0.1,
-# its data in DIR, run in the background of the calling shell; stores the
-# client port and the pid in the named variables and returns once it is
-# healthy.  Not for $(...).
+# DCS of a Patroni cluster), its data in DIR, by txb_serve_free (the port
+# stored is the client port); ready once it reports itself healthy.  Not
+# for $(...).
 txb_etcd_start() {
-	local dir=$1 port_var=$2 pid_var=$3 try client peer pid
-	mkdir -p "$dir"
-	for try in 1 2 3 4 5; do
-		client=$(txb_free_port) && peer=$(txb_free_port) || return 1
-		rm -rf "$dir/data"
-		etcd --name txb --data-dir "$dir/data" \
-			--listen-client-urls "http://127.0.0.1:$client" \
-			--advertise-client-urls "http://127.0.0.1:$client" \
-			--listen-peer-urls "http://127.0.0.1:$peer" \
-			--initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-			--initial-cluster "txb=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
-		pid=$!
-		for _ in $(seq 1 300); do
-			curl -sf "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"' && break
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if curl -sf "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
-			printf -v "$port_var" '%s' "$client"
-			printf -v "$pid_var" '%s' "$pid"
-			return 0
-		fi
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		grep -q 'address already in use' "$dir/etcd.log" || break
-		echo "etcd: a port was taken meanwhile: trying others (attempt $try)" >&2
-	done
-	cat "$dir/etcd.log" >&2
-	return 1
+	mkdir -p "$1"
+	_txb_etcd_dir=$1
+	txb_serve_free "$2" "$3" "$1/etcd.log" _txb_etcd_run _txb_etcd_ready
+}
+_txb_etcd_run() {
+	local peer
+	peer=$(txb_free_port) || exit 1
+	rm -rf "$_txb_etcd_dir/data"
+	exec etcd --name txb --data-dir "$_txb_etcd_dir/data" \
+		--listen-client-urls "http://127.0.0.1:$1" \
+		--advertise-client-urls "http://127.0.0.1:$1" \
+		--listen-peer-urls "http://127.0.0.1:$peer" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+		--initial-cluster "txb=http://127.0.0.1:$peer" >"$_txb_etcd_dir/etcd.log" 2>&1
+}
+_txb_etcd_ready() {
+	curl -sf "http://127.0.0.1:$1/health" 2>/dev/null | grep -q '"health":"true"'
 }
 
 # txb_patroni_member DIR NAME ETCD_PORT PG_PORT API_PORT [PARAM=VALUE...]
