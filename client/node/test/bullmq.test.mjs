@@ -235,8 +235,10 @@ test('flows: children and parent wait on one token; a rolled-back flow fails its
 	for (const c of lost[0].children)
 		assert.equal(await stateOf(queue, c.job.id), 'failed');
 	assert.equal((await runsOf(db, name)).length, 3, 'nothing of the rolled-back flow ran');
-	const f = await failuresOf(db, name);
-	assert.ok(f.some((r) => r.err_kind === 'TransactionAbortedError'));
+	// The worker's 'failed' handler records a failure after the state is
+	// final: wait for the row rather than read it once.
+	await until(async () => (await failuresOf(db, name)).some((r) => r.err_kind === 'TransactionAbortedError'),
+		'the failed handler of the rolled-back flow');
 });
 
 test('1,000 jobs from one transaction all run exactly once after COMMIT', async () => {
@@ -281,6 +283,9 @@ test('through PgBouncer in transaction pooling mode', { skip: !bouncerPort && 'n
 	const runs = await runsOf(db, name);
 	assert.equal(runs.length, 8);
 	assert.ok(runs.every((r) => r.visible));
-	assert.equal((await failuresOf(db, name)).filter((f) => f.err_kind === 'TransactionAbortedError').length, 4);
+	// The failed handler writes its row after the state is final.
+	const aborted = async () => (await failuresOf(db, name)).filter((f) => f.err_kind === 'TransactionAbortedError');
+	await until(async () => (await aborted()).length >= 4, 'the failed handler of the 4 rolled-back jobs');
+	assert.equal((await aborted()).length, 4);
 	await until(async () => (await barrierWaiters(db)) === 0, 'no backend left waiting');
 });
