@@ -3,6 +3,7 @@
 # The Sidekiq worker of bench/latency.rb: sidekiq -r ./bench/latency_worker.rb
 # -q txb_latency.  LatencyJob stamps the moment it starts (CLOCK_MONOTONIC,
 # one clock for every process of the machine) into Redis.
+$LOAD_PATH.unshift(File.expand_path("../lib", __dir__)) # this checkout's gem
 require "active_record"
 require "sidekiq"
 require "tx_barrier/sidekiq"
