@@ -33,14 +33,18 @@ class TestSidekiq < Minitest::Test
     jid = nil
     ActiveRecord::Base.transaction do
       Item.create!(id: id, tag: tag)
-      jid = RecordJob.perform_async(tag, id)
+      jid = RecordJob.set(txb_test_outcome: true).perform_async(tag, id)
       token = TxBarrier.enqueue(conn)
       wait_until("the worker to wait") { waiting_for?(token) }
       raise ActiveRecord::Rollback
     end
-    rows = wait_runs(tag, kind: "aborted")
-    assert_equal %w[aborted], rows.map(&:kind)
-    assert_equal jid, rows.first.jid
+    # The job's middleware chain returned (Sidekiq retries what raises).
+    outcome = wait_until("the job's outcome") do
+      runs(tag).find { |r| r.kind.start_with?("outcome-") }
+    end
+    assert_equal ["outcome-returned", jid], [outcome.kind, outcome.jid]
+    rows = runs(tag).reject { |r| r.kind.start_with?("outcome-") }
+    assert_equal [["aborted", jid]], rows.map { |r| [r.kind, r.jid] }
     assert_nil Sidekiq::RetrySet.new.find_job(jid)
     assert_nil Sidekiq::DeadSet.new.find_job(jid)
   end

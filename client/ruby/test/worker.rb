@@ -35,3 +35,27 @@ Sidekiq.configure_server do |config|
     Sidekiq.options[:poll_interval_average] = 0.2
   end
 end
+
+# Outermost server middleware: for jobs pushed with the option
+# txb_test_outcome: true, a row saying whether the chain (the barrier's
+# middleware, the job) returned or raised -- what Sidekiq's retry, outside
+# the chain, acts on.
+class OutcomeRecorder
+  def call(_worker, job, _queue)
+    yield
+    record(job, "returned")
+  rescue Exception # rubocop:disable Lint/RescueException
+    record(job, "raised")
+    raise
+  end
+
+  def record(job, outcome)
+    return unless job["txb_test_outcome"]
+
+    TestJobs.record("outcome-#{outcome}", tag: job["args"][0], job: job["class"], jid: job["jid"])
+  end
+end
+Sidekiq.configure_server do |config|
+  config.server_middleware { |chain| chain.prepend OutcomeRecorder }
+end
+
