@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Ruby client (client/ruby) end to end: the gem built and installed with
 # `gem`, a database with the extension, one without, one with the portable
-# edition, a real Redis, a real PgBouncer in transaction pooling mode, a
+# edition (and one with it in a schema off the search_path), a real Redis, a real PgBouncer in transaction pooling mode, a
 # primary with a streaming hot standby of its own, five real Sidekiq
 # processes (test/worker.rb: roles main, bouncer, standby, portable; and
 # the minimal Rails application test/rails_app), and the minitest suite
@@ -18,6 +18,8 @@ rm -rf "$dir"
 mkdir -p "$dir/redis" "$dir/gems"
 chmod 755 "$dir"
 export TXB_RB_DB=txb_ruby TXB_RB_NOEXT_DB=txb_ruby_noext TXB_RB_PORTABLE_DB=txb_ruby_portable
+# the portable edition in a schema off the search_path
+export TXB_RB_OFFPATH_DB=txb_ruby_offpath
 export TXB_RB_DEADLINE=${TXB_RB_DEADLINE:-120}   # a hang guard, not a speed
 TXB_RB_EXTVERSION=$(sed -n 's/^EXTVERSION *= *//p' "$TXB_SRC/Makefile")
 export TXB_RB_EXTVERSION
@@ -106,7 +108,14 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 		-f "$TXB_SRC/portable/tx_barrier_portable.sql" >/dev/null 2>&1 &&
 	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_PORTABLE_DB" \
 		-c "ALTER DATABASE $TXB_RB_PORTABLE_DB SET search_path = \"\$user\", public, tx_barrier" \
-		-f "$src/test/schema.sql" ||
+		-f "$src/test/schema.sql" &&
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c "DROP DATABASE IF EXISTS $TXB_RB_OFFPATH_DB WITH (FORCE)" \
+		-c "CREATE DATABASE $TXB_RB_OFFPATH_DB" &&
+	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_OFFPATH_DB" -v schema=txb_hidden \
+		-f "$TXB_SRC/portable/tx_barrier_portable.sql" >/dev/null 2>&1 &&
+	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_OFFPATH_DB" \
+		-c "GRANT USAGE ON SCHEMA txb_hidden TO PUBLIC" ||
 	fail_setup "cannot create the databases"
 
 # 3. Redis; PgBouncer (transaction pooling) in front of the main database;

@@ -155,6 +155,26 @@ class TestCore < Minitest::Test
     klass.connection_pool.disconnect!
   end
 
+  def test_portable_schema_off_search_path
+    # The portable edition is installed, its schema not on the search_path:
+    # the error names that fix, not only CREATE EXTENSION (which a managed
+    # server does not allow).
+    db = ENV.fetch("TXB_RB_OFFPATH_DB", "txb_ruby_offpath")
+    conn = pg(db)
+    [-> { TxBarrier.enqueue(conn) }, -> { TxBarrier.wait(conn, 1, timeout: 0) },
+     -> { TxBarrier.wait_all(conn, [1], timeout: 0) }].each do |call|
+      err = assert_raises(TxBarrier::ExtensionMissing) { call.call }
+      assert_equal [db, "42883"], [err.database, err.sqlstate]
+      assert_includes err.message, "portable/tx_barrier_portable.sql"
+      assert_includes err.message, "search_path"
+      assert_includes err.message, db.inspect
+      assert_includes err.server_message, "barrier_"
+    end
+    # With the schema on the path, the same calls work: the fix is the path.
+    conn.exec("SET search_path = public, txb_hidden")
+    assert_equal :committed, TxBarrier.status(conn, TxBarrier.enqueue(conn))
+  end
+
   def test_token_errors
     conn = pg
     future = (conn.exec("SELECT pg_current_xact_id()::text").getvalue(0, 0).to_i + 1_000_000).to_s
