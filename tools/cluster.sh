@@ -22,18 +22,42 @@ txb_as_owner() {
 	fi
 }
 
-# Prints a TCP port on 127.0.0.1 that nothing listens on.
+# Prints a TCP port on 127.0.0.1 that nothing listens on, reserved for the
+# calling shell.  Two things could take it before the caller's server binds
+# it: the kernel, for the local end of an outgoing connection (so the port
+# is below the ephemeral range, net.ipv4.ip_local_port_range), and another
+# run on this machine (so it is reserved, as PostgreSQL::Test::Cluster
+# reserves its ports: a file TXB_PORT_DIR/PORT.rsv, default /tmp/txb-ports,
+# holding the pid of the shell that took it, free again once that shell is
+# gone).
 txb_free_port() {
-	local port
-	for _ in $(seq 1 200); do
-		port=$(((RANDOM % 20000) + 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+	local low port dir=${TXB_PORT_DIR:-/tmp/txb-ports}
+	low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=32768
+	[ "${low:-0}" -gt 16000 ] 2>/dev/null || low=32768
+	mkdir -p "$dir" && chmod 1777 "$dir" 2>/dev/null
+	for _ in $(seq 1 400); do
+		port=$((15000 + RANDOM % (low - 15000)))
+		if txb_reserve_port "$dir" "$port" &&
+			! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return 0
 		fi
 	done
 	echo "txb_free_port: no free port found" >&2
 	return 1
+}
+# txb_reserve_port DIR PORT: succeeds if PORT was not reserved by a live
+# process and is now reserved for this shell ($$: in $(...), the caller's).
+txb_reserve_port() {
+	local file="$1/$2.rsv"
+	(
+		flock 9 || exit 1
+		read -r holder <&9 || holder=0
+		if [ "${holder:-0}" -gt 0 ] 2>/dev/null && kill -0 "$holder" 2>/dev/null; then
+			exit 1
+		fi
+		printf '%10d\n' "$$" >"$file"
+	) 9<>"$file" 2>/dev/null
 }
 
 # Commands run, last registered first, when the shell exits.
@@ -370,23 +394,30 @@ txb_install_barrier() {
 # txb_pgbouncer_start DIR DB PORT_VAR PID_VAR: a throwaway PgBouncer in
 # transaction pooling mode (pool of 4 server connections) in front of
 # database DB of the server libpq's PGHOST/PGPORT name, listening on a free
-# port of 127.0.0.1 (trust, user postgres), its files in DIR; run as the
+# port of 127.0.0.1 (trust, user postgres; by txb_serve_free, so another
+# port is tried if the one picked was taken), its files in DIR; run as the
 # server's owner (it refuses root) in the background of the calling shell.
 # Stores the port and the pid in the named variables and returns once it
 # answers.  Stop it with txb_pgbouncer_stop DIR (runuser does not pass
 # signals on).  Not for $(...).
 txb_pgbouncer_start() {
-	local dir=$1 db=$2 port_var=$3 pid_var=$4 free pid
-	mkdir -p "$dir"
-	free=$(txb_free_port) || return 1
-	echo '"postgres" ""' >"$dir/userlist.txt"
+	mkdir -p "$1"
+	_txb_bouncer_dir=$1 _txb_bouncer_db=$2
+	echo '"postgres" ""' >"$1/userlist.txt"
+	txb_serve_free "$3" "$4" "$1/pgbouncer.log" _txb_bouncer_run _txb_bouncer_ready || {
+		txb_pgbouncer_stop "$1"
+		return 1
+	}
+}
+_txb_bouncer_run() {
+	local dir=$_txb_bouncer_dir
 	cat >"$dir/pgbouncer.ini" <<EOT
 [databases]
-$db = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$db pool_size=4
+$_txb_bouncer_db = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=$_txb_bouncer_db pool_size=4
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = $free
+listen_port = $1
 unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
@@ -398,23 +429,16 @@ server_check_delay = 0
 logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 EOT
+	: >"$dir/pgbouncer.log"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
-	txb_as_owner /usr/sbin/pgbouncer "$dir/pgbouncer.ini" >"$dir/pgbouncer.out" 2>&1 &
-	pid=$!
-	for _ in $(seq 1 100); do
-		PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$free" -U postgres \
-			-d "$db" -c 'SELECT 1' >/dev/null 2>&1 && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if ! PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$free" -U postgres \
-		-d "$db" -c 'SELECT 1' >/dev/null 2>&1; then
-		cat "$dir/pgbouncer.out" "$dir/pgbouncer.log" >&2 2>/dev/null
-		txb_pgbouncer_stop "$dir"
-		return 1
+	if [ "$(id -u)" -eq 0 ]; then
+		exec runuser -u postgres -- /usr/sbin/pgbouncer "$dir/pgbouncer.ini" >"$dir/pgbouncer.out" 2>&1
 	fi
-	printf -v "$port_var" '%s' "$free"
-	printf -v "$pid_var" '%s' "$pid"
+	exec /usr/sbin/pgbouncer "$dir/pgbouncer.ini" >"$dir/pgbouncer.out" 2>&1
+}
+_txb_bouncer_ready() {
+	PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$1" -U postgres \
+		-d "$_txb_bouncer_db" -c 'SELECT 1' >/dev/null 2>&1
 }
 txb_pgbouncer_stop() {
 	if [ -s "$1/pgbouncer.pid" ]; then
