@@ -39,11 +39,19 @@ stop_all() {
 }
 trap stop_all EXIT
 
+member_logs() {
+	local f
+	for f in "$dir"/m?.log; do
+		[ -f "$f" ] || continue
+		echo "--- $f: errors"
+		grep -E 'FATAL|ERROR|PANIC|could not|failed' "$f" | tail -20
+		echo "--- $f: end"
+		tail -30 "$f"
+	done
+}
 fail_setup() {
 	echo "ha layer: $*" >&2
-	for f in "$dir"/m?.log; do
-		[ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }
-	done
+	member_logs
 	txb_result ha 0 1
 	exit 1
 }
@@ -80,10 +88,7 @@ f=$(grep -c '^not ok ' "$log")
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 	f=1
 	[ "$rc" -eq 124 ] && echo "ha layer: the run did not end within 15 minutes"
-	for l in "$dir"/m?.log; do
-		echo "--- $l"
-		tail -30 "$l"
-	done
+	member_logs
 fi
 txb_result ha "$p" "$f"
 [ "$f" -eq 0 ]
