@@ -212,6 +212,15 @@ else
 	host_bad=1
 fi
 
+# Against the portable edition (TXB_INSTALL_SQL: the portable layer's run
+# of the client layers), Debian 12's stack only: the client's SQL is the
+# same on both.
+if [ -n "${TXB_INSTALL_SQL:-}" ]; then
+	stop_all
+	trap - EXIT
+	exit "$(( host_bad > 0 ))"
+fi
+
 # 6. The same on Debian 13's Ruby, Sidekiq 7 and Active Record 7.2: a
 # trixie root made with mmdebstrap and cached (txb_trixie_ruby_root),
 # entered with chroot.  It shares the network

@@ -18,8 +18,9 @@
 #                server) reads aborted
 #   standby      a streaming standby answers by polling
 #   pgbouncer    producers and waiters through transaction pooling
-#   clients      the C client layer (40-client) and the Python adapter
-#                layer (50-python) with TXB_INSTALL_SQL pointing here
+#   clients      the C client layer (40-client), the Python adapter
+#                layer (50-python) and the Ruby client layer (65-ruby, on
+#                Debian 12's stack) with TXB_INSTALL_SQL pointing here
 #                (TXB_PORTABLE_CLIENT_LAYERS names them; empty skips them)
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
@@ -424,7 +425,7 @@ txb_cluster_stop "$cdir"
 # The client layers, unchanged, against the portable edition (their own
 # counts, kept apart from the C edition's runs).
 export TXB_INSTALL_SQL="$SQL"
-for layer in ${TXB_PORTABLE_CLIENT_LAYERS-40-client 50-python}; do
+for layer in ${TXB_PORTABLE_CLIENT_LAYERS-40-client 50-python 65-ruby}; do
 	sub="$dir/results-$layer"
 	mkdir -p "$sub"
 	TXB_RESULTS="$sub" bash "$TXB_ROOT/tools/layers/$layer.sh" >"$dir/$layer.log" 2>&1

@@ -175,9 +175,19 @@ class TestCore < Minitest::Test
     assert_equal :committed, TxBarrier.status(conn, TxBarrier.enqueue(conn))
   end
 
+  # The portable edition (TXB_INSTALL_SQL, the portable layer's run of this
+  # layer) answers a token ahead of a primary's next xid with aborted, as
+  # its README says: no transaction with that id has started.
+  PORTABLE = !ENV["TXB_INSTALL_SQL"].to_s.empty?
+
   def test_token_errors
     conn = pg
     future = (conn.exec("SELECT pg_current_xact_id()::text").getvalue(0, 0).to_i + 1_000_000).to_s
+    if PORTABLE
+      assert_equal :aborted, TxBarrier.status(conn, future)
+      assert_equal :aborted, TxBarrier.wait(ActiveRecord::Base.connection, future, timeout: 1)
+      return
+    end
     err = assert_raises(TxBarrier::TokenError) { TxBarrier.status(conn, future) }
     assert_equal "22023", err.sqlstate
     assert_match(/future/, err.message)
