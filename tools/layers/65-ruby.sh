@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The Ruby client (client/ruby) end to end: the gem built and installed with
 # `gem`, a database with the extension, one without, one with the portable
-# edition (and one with it in a schema off the search_path), a real Redis, a real PgBouncer in transaction pooling mode, a
-# primary with a streaming hot standby of its own, five real Sidekiq
-# processes (test/worker.rb: roles main, bouncer, standby, portable; and
-# the minimal Rails application test/rails_app), and the minitest suite
-# (test/all.rb), on Debian 12's Ruby, Sidekiq 6 and Rails 6.1, then on
-# Debian 13's from a cached trixie root.  Each minitest
-# test counts as one pass or failure, the gem's install as one more per
-# stack, and a short run of the latency benchmark one on Debian 12's.
+# edition (and one with it in a schema off the search_path), a real Redis, a
+# real PgBouncer in transaction pooling mode, a primary with a streaming hot
+# standby of its own, five real Sidekiq processes (test/worker.rb: roles
+# main, bouncer, standby, portable; and the minimal Rails application
+# test/rails_app), and the minitest suite (test/all.rb), on Debian 12's
+# Ruby, Sidekiq 6 and Rails 6.1, then on Debian 13's from a cached trixie
+# root.  Each minitest test counts as one pass or failure, the gem's
+# install as one more per stack, and a short run of the latency benchmark
+# one on Debian 12's.
 . "$TXB_ROOT/tools/results.sh"
 . "$TXB_ROOT/tools/cluster.sh"
 
@@ -223,8 +224,8 @@ fi
 
 # 6. The same on Debian 13's Ruby, Sidekiq 7 and Active Record 7.2: a
 # trixie root made with mmdebstrap and cached (txb_trixie_ruby_root),
-# entered with chroot.  It shares the network
-# namespace: it reaches the servers, PgBouncer and Redis on 127.0.0.1.
+# entered with chroot.  It shares the network namespace: it reaches the
+# servers, PgBouncer and Redis on 127.0.0.1.
 txb_trixie_ruby_root root "$dir/mmdebstrap.log" || {
 	txb_result ruby-trixie 0 1
 	exit 1
