@@ -32,32 +32,17 @@ N=${TXB_SCALE_WAITERS:-1000}
 RUNS=${TXB_SCALE_RUNS:-A B}
 PSQL=$PG_BINDIR/psql
 PG_CONFIG=${PG_CONFIG:-$PG_BINDIR/pg_config}
+. "$TXB_ROOT/bench/lib.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "run as root (the servers run as 'postgres'; /proc of their backends is read)" >&2
-	exit 2
-fi
+bench_require_root "the servers run as 'postgres'; /proc of their backends is read"
+bench_install
 
-if [ -z "${TXB_NO_INSTALL:-}" ]; then
-	"$TXB_ROOT/tools/deps.sh" >/dev/null
-	"$TXB_ROOT/tools/install.sh"
-fi
-
-WORK=$(mktemp -d /tmp/txb-scale.XXXXXX)
-chmod 755 "$WORK"
-cleanup() {
-	txb_cluster_stop "$WORK/standby"
-	txb_cluster_stop "$WORK/primary"
-	if [ -z "${TXB_KEEP:-}" ]; then
-		rm -rf "$WORK"
-	else
-		echo "kept $WORK"
-	fi
-}
-trap cleanup EXIT
+# Its servers are stopped and it is removed at exit (kept with TXB_KEEP=1).
+txb_scratch WORK scale
 trap 'exit 130' INT TERM
 
-cc -O2 -Wall -I"$("$PG_CONFIG" --includedir)" "$TXB_ROOT/bench/scale/scale_waiters.c" \
+cc -O2 -Wall -I"$TXB_ROOT/bench" -I"$("$PG_CONFIG" --includedir)" \
+	"$TXB_ROOT/bench/scale/scale_waiters.c" \
 	-L"$("$PG_CONFIG" --libdir)" -lpq -o "$WORK/scale_waiters"
 
 # One socket per connection on the client side.

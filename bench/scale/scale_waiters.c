@@ -34,7 +34,7 @@
  * Usage: scale_waiters -p PRODUCER_CONNINFO -w WAITER_CONNINFO [-w ...]
  *                      [-n WAITERS] [-a ABORT_EVERY] [-c CPU_WINDOW_MS]
  *
- * Build: cc -O2 -I$(pg_config --includedir) scale_waiters.c \
+ * Build: cc -O2 -I.. -I$(pg_config --includedir) scale_waiters.c \
  *            -L$(pg_config --libdir) -lpq -o scale_waiters
  */
 #include <errno.h>
@@ -47,6 +47,9 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
+
+#define BENCH_NAME "scale_waiters"
+#include "bench_util.h"
 
 #define MAX_SERVERS 4
 
@@ -72,120 +75,6 @@ typedef struct Waiter
 	char		state[32];
 } Waiter;
 
-typedef struct Mem
-{
-	long		rss_kb;
-	long		pss_kb;
-	long		private_kb;
-	int			n;
-} Mem;
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void
-die(const char *what, PGconn *conn)
-{
-	fprintf(stderr, "scale_waiters: %s: %s\n", what,
-			conn ? PQerrorMessage(conn) : strerror(errno));
-	exit(2);
-}
-
-static PGconn *
-connect_or_die(const char *conninfo)
-{
-	PGconn	   *conn = PQconnectdb(conninfo);
-
-	if (PQstatus(conn) != CONNECTION_OK)
-		die("connect", conn);
-	return conn;
-}
-
-/* Runs a query returning one value; copies it to buf. */
-static void
-query_value(PGconn *conn, const char *sql, char *buf, size_t len)
-{
-	PGresult   *res = PQexec(conn, sql);
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		die(sql, conn);
-	snprintf(buf, len, "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-}
-
-/* Adds the memory of one backend, from /proc/PID/smaps_rollup. */
-static void
-mem_add(Mem *m, int pid)
-{
-	char		path[64];
-	char		line[256];
-	FILE	   *f;
-	long		rss = 0, pss = 0, priv = 0, v;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f))
-	{
-		if (sscanf(line, "Rss: %ld kB", &v) == 1)
-			rss = v;
-		else if (sscanf(line, "Pss: %ld kB", &v) == 1)
-			pss = v;
-		else if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
-				 sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
-			priv += v;
-	}
-	fclose(f);
-	m->rss_kb += rss;
-	m->pss_kb += pss;
-	m->private_kb += priv;
-	m->n++;
-}
-
-/* utime + stime of a process, in clock ticks. */
-static long
-cpu_ticks(int pid)
-{
-	char		path[64];
-	char		buf[1024];
-	char	   *p;
-	FILE	   *f;
-	long		utime = 0, stime = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) == NULL)
-	{
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	/* Fields after the command name, which ends with the last ')'. */
-	p = strrchr(buf, ')');
-	if (p == NULL ||
-		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
-			   &utime, &stime) != 2)
-		return 0;
-	return utime + stime;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a, y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 static double
 pct(double *v, int n, double p)
 {
@@ -202,7 +91,7 @@ pct(double *v, int n, double p)
 }
 
 static void
-print_mem(const char *label, Mem *m)
+print_mem(const char *label, BenchMem *m)
 {
 	if (m->n == 0)
 	{
@@ -228,7 +117,7 @@ main(int argc, char **argv)
 	Waiter	   *wait;
 	PGconn	   *monitor[MAX_SERVERS];
 	int			assigned[MAX_SERVERS] = {0};
-	Mem			idle[MAX_SERVERS] = {{0}}, waiting[MAX_SERVERS] = {{0}};
+	BenchMem	idle[MAX_SERVERS] = {{0}}, waiting[MAX_SERVERS] = {{0}};
 	struct pollfd *pfd;
 	int		   *pfd_owner;
 	double		t0, deadline, last_ack = 0, last_answer = 0;
@@ -277,7 +166,7 @@ main(int argc, char **argv)
 
 	/* Producers: open transactions, each with a token. */
 	for (int i = 0; i < n; i++)
-		prod[i].conn = connect_or_die(producer_conninfo);
+		prod[i].conn = bench_connect(producer_conninfo);
 	for (int i = 0; i < n; i++)
 	{
 		char		sql[160];
@@ -286,7 +175,7 @@ main(int argc, char **argv)
 				 "BEGIN; INSERT INTO scale_jobs VALUES (%d); SELECT barrier_enqueue()",
 				 i);
 		if (!PQsendQuery(prod[i].conn, sql))
-			die("send enqueue", prod[i].conn);
+			bench_die("send enqueue", prod[i].conn);
 		prod[i].abort = abort_every > 0 && i % abort_every == abort_every - 1;
 	}
 	for (int i = 0; i < n; i++)
@@ -299,29 +188,27 @@ main(int argc, char **argv)
 				snprintf(prod[i].token, sizeof(prod[i].token), "%s",
 						 PQgetvalue(res, 0, 0));
 			else if (PQresultStatus(res) != PGRES_COMMAND_OK)
-				die("enqueue", prod[i].conn);
+				bench_die("enqueue", prod[i].conn);
 			PQclear(res);
 		}
 		if (prod[i].token[0] == '\0')
-			die("no token", prod[i].conn);
+			bench_die("no token", prod[i].conn);
 	}
 	printf("producers: %d open transactions holding tokens\n", n);
 
 	/* Waiters, round-robin over the servers. */
 	for (int s = 0; s < nservers; s++)
-		monitor[s] = connect_or_die(waiter_conninfo[s]);
+		monitor[s] = bench_connect(waiter_conninfo[s]);
 	for (int i = 0; i < n; i++)
 	{
-		char		buf[32];
-
 		wait[i].server = i % nservers;
 		assigned[wait[i].server]++;
-		wait[i].conn = connect_or_die(waiter_conninfo[wait[i].server]);
-		query_value(wait[i].conn, "SELECT pg_backend_pid()", buf, sizeof(buf));
-		wait[i].pid = atoi(buf);
+		wait[i].conn = bench_connect(waiter_conninfo[wait[i].server]);
+		wait[i].pid = (int) bench_query_long(wait[i].conn,
+											 "SELECT pg_backend_pid()");
 	}
 	for (int i = 0; i < n; i++)
-		mem_add(&idle[wait[i].server], wait[i].pid);
+		bench_mem_add(&idle[wait[i].server], wait[i].pid);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -331,28 +218,27 @@ main(int argc, char **argv)
 							   "SELECT w, extract(epoch FROM clock_timestamp()) * 1000 "
 							   "FROM (SELECT barrier_wait($1::xid8, '300s') AS w OFFSET 0) s",
 							   1, NULL, params, NULL, NULL, 0))
-			die("send wait", wait[i].conn);
+			bench_die("send wait", wait[i].conn);
 	}
 
 	/* Until every waiter is in its wait, on every server. */
-	deadline = now_ms() + 120000;
+	deadline = bench_now_ms() + 120000;
 	for (int s = 0; s < nservers; s++)
 	{
 		for (;;)
 		{
-			char		buf[32];
+			long		waiting_now;
 
-			query_value(monitor[s],
-						"SELECT count(*) FROM pg_stat_activity "
-						"WHERE state = 'active' AND pid <> pg_backend_pid() "
-						"AND query LIKE '%(SELECT barrier_wait(%'",
-						buf, sizeof(buf));
-			if (atoi(buf) == assigned[s])
+			waiting_now = bench_query_long(monitor[s],
+										   "SELECT count(*) FROM pg_stat_activity "
+										   "WHERE state = 'active' AND pid <> pg_backend_pid() "
+										   "AND query LIKE '%(SELECT barrier_wait(%'");
+			if (waiting_now == assigned[s])
 				break;
-			if (now_ms() > deadline)
+			if (bench_now_ms() > deadline)
 			{
-				fprintf(stderr, "scale_waiters: server %d: only %s of %d waiters waiting\n",
-						s, buf, assigned[s]);
+				fprintf(stderr, "scale_waiters: server %d: only %ld of %d waiters waiting\n",
+						s, waiting_now, assigned[s]);
 				return 2;
 			}
 			usleep(20000);
@@ -364,7 +250,7 @@ main(int argc, char **argv)
 	printf(")\n");
 
 	for (int i = 0; i < n; i++)
-		mem_add(&waiting[wait[i].server], wait[i].pid);
+		bench_mem_add(&waiting[wait[i].server], wait[i].pid);
 
 	/* CPU used by the waiting backends while nothing happens. */
 	if (cpu_window_ms > 0)
@@ -373,13 +259,13 @@ main(int argc, char **argv)
 		long		hz = sysconf(_SC_CLK_TCK);
 		double		t_start, t_end;
 
-		t_start = now_ms();
+		t_start = bench_now_ms();
 		for (int i = 0; i < n; i++)
-			before[wait[i].server] += cpu_ticks(wait[i].pid);
+			before[wait[i].server] += bench_cpu_ticks(wait[i].pid);
 		usleep(cpu_window_ms * 1000L);
 		for (int i = 0; i < n; i++)
-			after[wait[i].server] += cpu_ticks(wait[i].pid);
-		t_end = now_ms();
+			after[wait[i].server] += bench_cpu_ticks(wait[i].pid);
+		t_end = bench_now_ms();
 		printf("\nCPU used by the waiting backends while waiting (%.1f s window):\n",
 			   (t_end - t_start) / 1000);
 		for (int s = 0; s < nservers; s++)
@@ -402,12 +288,12 @@ main(int argc, char **argv)
 	/* The burst. */
 	for (int i = 0; i < n; i++)
 		PQsetnonblocking(prod[i].conn, 1);
-	t0 = now_ms();
+	t0 = bench_now_ms();
 	for (int i = 0; i < n; i++)
 	{
-		prod[i].t_sent = now_ms();
+		prod[i].t_sent = bench_now_ms();
 		if (!PQsendQuery(prod[i].conn, prod[i].abort ? "ROLLBACK" : "COMMIT"))
-			die("send commit", prod[i].conn);
+			bench_die("send commit", prod[i].conn);
 	}
 	for (int i = 0; i < n; i++)
 		while (PQflush(prod[i].conn) > 0)
@@ -415,8 +301,8 @@ main(int argc, char **argv)
 
 	open_producers = n;
 	open_waiters = n;
-	deadline = now_ms() + 300000;
-	while ((open_producers > 0 || open_waiters > 0) && now_ms() < deadline)
+	deadline = bench_now_ms() + 300000;
+	while ((open_producers > 0 || open_waiters > 0) && bench_now_ms() < deadline)
 	{
 		int			np = 0;
 
@@ -436,7 +322,7 @@ main(int argc, char **argv)
 			}
 		}
 		if (poll(pfd, np, 1000) < 0 && errno != EINTR)
-			die("poll", NULL);
+			bench_die("poll", NULL);
 		for (int k = 0; k < np; k++)
 		{
 			int			o = pfd_owner[k];
@@ -446,10 +332,10 @@ main(int argc, char **argv)
 
 			if (!(pfd[k].revents & (POLLIN | POLLERR | POLLHUP)))
 				continue;
-			t = now_ms();
+			t = bench_now_ms();
 			conn = o < n ? prod[o].conn : wait[o - n].conn;
 			if (!PQconsumeInput(conn))
-				die("consume", conn);
+				bench_die("consume", conn);
 			if (PQisBusy(conn))
 				continue;
 			while ((res = PQgetResult(conn)) != NULL)
@@ -457,7 +343,7 @@ main(int argc, char **argv)
 				if (o < n)
 				{
 					if (PQresultStatus(res) != PGRES_COMMAND_OK)
-						die("commit", conn);
+						bench_die("commit", conn);
 				}
 				else
 				{
@@ -508,7 +394,7 @@ main(int argc, char **argv)
 	 * (track_commit_timestamp), both from the same machine's clock.
 	 */
 	{
-		PGconn	   *pmon = connect_or_die(producer_conninfo);
+		PGconn	   *pmon = bench_connect(producer_conninfo);
 
 		for (int i = 0; i < n; i++)
 		{
@@ -537,7 +423,7 @@ main(int argc, char **argv)
 			if (wait[i].server == s && wait[i].done && wait[i].commit_ms > 0 &&
 				strcmp(wait[i].state, "committed") == 0)
 				wake[nw++] = wait[i].server_answer_ms - wait[i].commit_ms;
-		qsort(wake, nw, sizeof(double), cmp_double);
+		qsort(wake, nw, sizeof(double), bench_cmp_double);
 		if (nw > 0)
 			printf("  server %d: commit timestamp -> waiter's answer (server clocks, %d committed):\n"
 				   "    p50 %8.3f  p99 %8.3f  max %8.3f ms\n",
@@ -564,8 +450,8 @@ main(int argc, char **argv)
 				last = wait[i].t_answer - t0;
 			m++;
 		}
-		qsort(lat, m, sizeof(double), cmp_double);
-		qsort(lat_sent, m, sizeof(double), cmp_double);
+		qsort(lat, m, sizeof(double), bench_cmp_double);
+		qsort(lat_sent, m, sizeof(double), bench_cmp_double);
 		printf("  server %d (%d waiters, client clock): last answer %.2f ms after the first COMMIT\n",
 			   s, m, last);
 		printf("    answer - own producer's COMMIT ack:  p50 %8.3f  p99 %8.3f  max %8.3f ms\n",

@@ -45,32 +45,17 @@ RUNS=${TXB_WA_RUNS:-5}
 POOL=64
 PRODUCERS=32
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "run as root (the server runs as 'postgres'; /proc of its backends is read)" >&2
-	exit 2
-fi
-if [ -z "${TXB_NO_INSTALL:-}" ]; then
-	"$TXB_ROOT/tools/deps.sh" >/dev/null
-	"$TXB_ROOT/tools/install.sh"
-fi
+bench_require_root "the server runs as 'postgres'; /proc of its backends is read"
+bench_install
 
-WORK=$(mktemp -d /tmp/txb-wait-any.XXXXXX)
-chmod 755 "$WORK"
-cleanup() {
-	txb_cluster_stop "$WORK/pg"
-	if [ -z "${TXB_KEEP:-}" ]; then
-		rm -rf "$WORK"
-	else
-		echo "kept $WORK"
-	fi
-}
-trap cleanup EXIT
+# Stopped and removed at exit (kept with TXB_KEEP=1).
+txb_scratch WORK wait-any
 trap 'exit 130' INT TERM
 START=$(date +%s)
 
 # The library is compiled into the program: nothing is written to the tree.
 cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
-	-I"$TXB_ROOT/client" -I"$("$PG_CONFIG" --includedir)" \
+	-I"$TXB_ROOT/bench" -I"$TXB_ROOT/client" -I"$("$PG_CONFIG" --includedir)" \
 	"$TXB_ROOT/bench/wait_any/wait_any_bench.c" "$TXB_ROOT/client/tx_barrier.c" \
 	-L"$("$PG_CONFIG" --libdir)" -lpq -pthread -o "$WORK/wait_any_bench"
 

@@ -50,15 +50,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TOKENS_PER_BG 64
+#define BENCH_NAME "wait_any_bench"
+#define BENCH_ERROR_DETAIL() txb_error_message()
+#include "bench_util.h"
 
-typedef struct Mem
-{
-	long		rss_kb;
-	long		pss_kb;
-	long		private_kb;
-	int			n;
-} Mem;
+#define TOKENS_PER_BG 64
 
 typedef struct Rec
 {
@@ -96,7 +92,7 @@ typedef struct Result
 	int			n;				/* stream transactions measured */
 	double		rate;
 	double		p50, p90, p99, max;
-	Mem			mem;
+	BenchMem	mem;
 	double		cpu_cores;
 	int			wrong;
 	unsigned long cancels;
@@ -115,126 +111,6 @@ static int	opt_pool = 64;
 static Rec *recs;
 static int	nrecs;
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static void
-die(const char *what, PGconn *conn)
-{
-	fprintf(stderr, "wait_any_bench: %s: %s\n", what,
-			conn ? PQerrorMessage(conn) : txb_error_message());
-	exit(2);
-}
-
-static PGconn *
-connect_or_die(void)
-{
-	PGconn	   *conn = PQconnectdb(conninfo);
-
-	if (PQstatus(conn) != CONNECTION_OK)
-		die("connect", conn);
-	return conn;
-}
-
-static void
-exec_or_die(PGconn *conn, const char *sql)
-{
-	PGresult   *res = PQexec(conn, sql);
-
-	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
-		PQresultStatus(res) != PGRES_TUPLES_OK)
-		die(sql, conn);
-	PQclear(res);
-}
-
-static long
-query_long(PGconn *conn, const char *sql)
-{
-	PGresult   *res = PQexec(conn, sql);
-	long		v;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-		die(sql, conn);
-	v = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-	PQclear(res);
-	return v;
-}
-
-static void
-mem_add(Mem *m, int pid)
-{
-	char		path[64];
-	char		line[256];
-	FILE	   *f;
-	long		rss = 0,
-				pss = 0,
-				priv = 0,
-				v;
-
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return;
-	while (fgets(line, sizeof(line), f))
-	{
-		if (sscanf(line, "Rss: %ld kB", &v) == 1)
-			rss = v;
-		else if (sscanf(line, "Pss: %ld kB", &v) == 1)
-			pss = v;
-		else if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
-				 sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
-			priv += v;
-	}
-	fclose(f);
-	m->rss_kb += rss;
-	m->pss_kb += pss;
-	m->private_kb += priv;
-	m->n++;
-}
-
-static long
-cpu_ticks(int pid)
-{
-	char		path[64];
-	char		buf[1024];
-	char	   *p;
-	FILE	   *f;
-	long		utime = 0,
-				stime = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	if (fgets(buf, sizeof(buf), f) == NULL)
-	{
-		fclose(f);
-		return 0;
-	}
-	fclose(f);
-	p = strrchr(buf, ')');
-	if (p == NULL ||
-		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
-			   &utime, &stime) != 2)
-		return 0;
-	return utime + stime;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* ---- token -> stream record, open addressing ---------------------------- */
 
 static txb_token *map_key;
@@ -250,7 +126,7 @@ map_init(size_t n)
 	map_key = calloc(map_cap, sizeof(txb_token));
 	map_val = calloc(map_cap, sizeof(int));
 	if (map_key == NULL || map_val == NULL)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 }
 
 static void
@@ -290,19 +166,19 @@ open_background(int n, txb_token *tokens)
 				k = 0;
 
 	if (ps == NULL)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 	for (i = 0; i < n; i++)
 	{
-		ps[i] = connect_or_die();
-		exec_or_die(ps[i], "BEGIN");
+		ps[i] = bench_connect(conninfo);
+		bench_exec(ps[i], "BEGIN");
 		if (txb_enqueue(ps[i], &tokens[k++]) != 0)
-			die("barrier_enqueue", ps[i]);
+			bench_die("barrier_enqueue", ps[i]);
 		for (j = 1; j < TOKENS_PER_BG; j++)
 		{
-			exec_or_die(ps[i], "SAVEPOINT s");
+			bench_exec(ps[i], "SAVEPOINT s");
 			if (txb_enqueue(ps[i], &tokens[k++]) != 0)
-				die("barrier_enqueue", ps[i]);
-			exec_or_die(ps[i], "RELEASE SAVEPOINT s");
+				bench_die("barrier_enqueue", ps[i]);
+			bench_exec(ps[i], "RELEASE SAVEPOINT s");
 		}
 	}
 	return ps;
@@ -315,7 +191,7 @@ close_background(PGconn **ps, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		exec_or_die(ps[i], "ROLLBACK");
+		bench_exec(ps[i], "ROLLBACK");
 		PQfinish(ps[i]);
 	}
 	free(ps);
@@ -342,7 +218,7 @@ side_give(Side *side, int rec)
 	{
 		if (txb_waiter_add(side->waiters[rec % side->nwaiters],
 						   recs[rec].token) != 0)
-			die("txb_waiter_add", NULL);
+			bench_die("txb_waiter_add", NULL);
 		return;
 	}
 	side->queue[side->qlen++] = rec;
@@ -367,7 +243,7 @@ side_dispatch(Side *side)
 		(void) txb_token_format(recs[s->rec].token, tok, sizeof(tok));
 		if (!PQsendQueryParams(s->conn, "SELECT barrier_wait($1::xid8)::text",
 							   1, NULL, params, NULL, NULL, 0))
-			die("send barrier_wait", s->conn);
+			bench_die("send barrier_wait", s->conn);
 	}
 }
 
@@ -385,10 +261,10 @@ side_collect(Side *side)
 			txb_state	st;
 
 			if (txb_waiter_poll(side->waiters[i], NULL) == TXB_POLL_FAILED)
-				die("txb_waiter_poll", NULL);
+				bench_die("txb_waiter_poll", NULL);
 			while (txb_waiter_next(side->waiters[i], &t, &st) == 1)
 			{
-				double		now = now_s();
+				double		now = bench_now_s();
 				int			r = map_get(t);
 
 				if (r >= 0)
@@ -408,11 +284,11 @@ side_collect(Side *side)
 		if (s->rec < 0)
 			continue;
 		if (!PQconsumeInput(s->conn))
-			die("read barrier_wait", s->conn);
+			bench_die("read barrier_wait", s->conn);
 		if (PQisBusy(s->conn))
 			continue;
 		res = PQgetResult(s->conn);
-		recs[s->rec].t_answer = now_s();
+		recs[s->rec].t_answer = bench_now_s();
 		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
 			strcmp(PQgetvalue(res, 0, 0), "committed") == 0)
 			recs[s->rec].state = TXB_COMMITTED;
@@ -486,32 +362,32 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 				last_ack = 0;
 
 	if (ps == NULL || pfd == NULL)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 	nrecs = total;
 	recs = calloc((size_t) total, sizeof(Rec));
 	lat = calloc((size_t) total, sizeof(double));
 	if (recs == NULL || lat == NULL)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 	map_init((size_t) total);
 	if (!side->any)
 	{
 		side->queue = calloc((size_t) total, sizeof(int));
 		if (side->queue == NULL)
-			die("out of memory", NULL);
+			bench_die("out of memory", NULL);
 		side->qhead = side->qlen = 0;
 	}
 	for (i = 0; i < opt_producers; i++)
 	{
-		ps[i].conn = connect_or_die();
+		ps[i].conn = bench_connect(conninfo);
 		ps[i].st = P_FREE;
 	}
 	for (i = 0; i < ncpu; i++)
-		ticks0 += cpu_ticks(cpu_pids[i]);
-	ct0 = now_s();
-	t0 = now_s();
+		ticks0 += bench_cpu_ticks(cpu_pids[i]);
+	ct0 = bench_now_s();
+	t0 = bench_now_s();
 	for (;;)
 	{
-		double		now = now_s();
+		double		now = bench_now_s();
 		int			tmo = -1;
 		int			n = 0;
 		double		next_start = t0 + (double) started / opt_rate;
@@ -526,7 +402,7 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 			ps[i].rec = started++;
 			ps[i].have_token = false;
 			if (!PQsendQuery(ps[i].conn, "BEGIN; SELECT barrier_enqueue()"))
-				die("send BEGIN", ps[i].conn);
+				bench_die("send BEGIN", ps[i].conn);
 			ps[i].st = P_BEGIN;
 		}
 		/* Producers. */
@@ -538,23 +414,23 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 			if (p->st == P_HOLD && now >= p->commit_at)
 			{
 				if (!PQsendQuery(p->conn, "COMMIT"))
-					die("send COMMIT", p->conn);
+					bench_die("send COMMIT", p->conn);
 				p->st = P_COMMIT;
 			}
 			if (p->st != P_BEGIN && p->st != P_COMMIT)
 				continue;
 			if (!PQconsumeInput(p->conn))
-				die("read", p->conn);
+				bench_die("read", p->conn);
 			if (PQisBusy(p->conn))
 				continue;
 			if (p->st == P_COMMIT)
 			{
-				double		t = now_s();
+				double		t = bench_now_s();
 
 				while ((res = PQgetResult(p->conn)) != NULL)
 				{
 					if (PQresultStatus(res) != PGRES_COMMAND_OK)
-						die("COMMIT", p->conn);
+						bench_die("COMMIT", p->conn);
 					PQclear(res);
 				}
 				recs[p->rec].t_ack = t;
@@ -579,7 +455,7 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 				if (res == NULL)
 				{
 					if (!p->have_token)
-						die("no token", p->conn);
+						bench_die("no token", p->conn);
 					p->st = P_HOLD;
 					break;
 				}
@@ -587,14 +463,14 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 				{
 					if (txb_token_parse(PQgetvalue(res, 0, 0),
 										&recs[p->rec].token) != 0)
-						die("token", NULL);
+						bench_die("token", NULL);
 					map_put(recs[p->rec].token, p->rec);
 					side_give(side, p->rec);
-					p->commit_at = now_s() + opt_lead_ms / 1000.0;
+					p->commit_at = bench_now_s() + opt_lead_ms / 1000.0;
 					p->have_token = true;
 				}
 				else if (PQresultStatus(res) != PGRES_COMMAND_OK)
-					die("BEGIN; SELECT barrier_enqueue()", p->conn);
+					bench_die("BEGIN; SELECT barrier_enqueue()", p->conn);
 				PQclear(res);
 			}
 		}
@@ -609,8 +485,8 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 			for (i = 0; i < total; i++)
 				answered += recs[i].t_answer > 0;
 			if (t_end_wait == 0)
-				t_end_wait = now_s() + 10;
-			if (answered == total || now_s() > t_end_wait)
+				t_end_wait = bench_now_s() + 10;
+			if (answered == total || bench_now_s() > t_end_wait)
 				break;
 		}
 
@@ -626,7 +502,7 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 			}
 			else if (ps[i].st == P_HOLD)
 			{
-				int			t = (int) ((ps[i].commit_at - now_s()) * 1000) + 1;
+				int			t = (int) ((ps[i].commit_at - bench_now_s()) * 1000) + 1;
 
 				if (t < 0)
 					t = 0;
@@ -638,7 +514,7 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 		}
 		if (started < total && busy)
 		{
-			int			t = (int) ((next_start - now_s()) * 1000) + 1;
+			int			t = (int) ((next_start - bench_now_s()) * 1000) + 1;
 
 			if (t < 0)
 				t = 0;
@@ -650,9 +526,9 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 			tmo = 100;
 		(void) poll(pfd, (nfds_t) n, tmo);
 	}
-	ct1 = now_s();
+	ct1 = bench_now_s();
 	for (i = 0; i < ncpu; i++)
-		ticks1 += cpu_ticks(cpu_pids[i]);
+		ticks1 += bench_cpu_ticks(cpu_pids[i]);
 
 	r->wrong = 0;
 	for (i = 0; i < total; i++)
@@ -665,7 +541,7 @@ run_stream(Side *side, Result *r, int *cpu_pids, int ncpu)
 		if (i >= warm)
 			lat[nlat++] = (recs[i].t_answer - recs[i].t_ack) * 1e6;
 	}
-	qsort(lat, (size_t) nlat, sizeof(double), cmp_double);
+	qsort(lat, (size_t) nlat, sizeof(double), bench_cmp_double);
 	r->n = nlat;
 	if (nlat > 0)
 	{
@@ -704,7 +580,7 @@ phase_wait_any(Result *r, PGconn *mon)
 	long		have = 0;
 
 	if (bg == NULL || opt_conns > 64)
-		die("bad -c or out of memory", NULL);
+		bench_die("bad -c or out of memory", NULL);
 	fprintf(stderr, "wait_any: %d background producers, %d tokens\n", nbg,
 			nbg * TOKENS_PER_BG);
 	bgc = open_background(nbg, bg);
@@ -715,14 +591,14 @@ phase_wait_any(Result *r, PGconn *mon)
 	{
 		side.waiters[i] = txb_waiter_new(conninfo);
 		if (side.waiters[i] == NULL)
-			die("txb_waiter_new", NULL);
+			bench_die("txb_waiter_new", NULL);
 	}
 	for (i = 0; i < nbg * TOKENS_PER_BG; i++)
 		if (txb_waiter_add(side.waiters[i % opt_conns], bg[i]) != 0)
-			die("txb_waiter_add", NULL);
+			bench_die("txb_waiter_add", NULL);
 	/* Until the waiters' backends sleep on every background token. */
-	deadline = now_s() + 120;
-	while (now_s() < deadline)
+	deadline = bench_now_s() + 120;
+	while (bench_now_s() < deadline)
 	{
 		struct pollfd pfd[64];
 		int			tmo = 50;
@@ -731,12 +607,12 @@ phase_wait_any(Result *r, PGconn *mon)
 		(void) poll(pfd, (nfds_t) n, tmo > 50 || tmo < 0 ? 50 : tmo);
 		for (i = 0; i < opt_conns; i++)
 			(void) txb_waiter_poll(side.waiters[i], NULL);
-		have = query_long(mon, "SELECT count(*) FROM barrier_waiters()");
+		have = bench_query_long(mon, "SELECT count(*) FROM barrier_waiters()");
 		if (have >= (long) nbg * TOKENS_PER_BG)
 			break;
 	}
 	if (have < (long) nbg * TOKENS_PER_BG)
-		die("the waiters did not register every background token", NULL);
+		bench_die("the waiters did not register every background token", NULL);
 	r->name = "barrier_wait_any (txb_waiter)";
 	r->conns = opt_conns;
 	r->pending = have;
@@ -744,7 +620,7 @@ phase_wait_any(Result *r, PGconn *mon)
 	for (i = 0; i < opt_conns; i++)
 	{
 		pids[i] = txb_waiter_backend_pid(side.waiters[i]);
-		mem_add(&r->mem, pids[i]);
+		bench_mem_add(&r->mem, pids[i]);
 	}
 	run_stream(&side, r, pids, opt_conns);
 	r->cancels = 0;
@@ -773,44 +649,44 @@ phase_per_backend(Result *r, PGconn *mon)
 	char		sql[128];
 
 	if (bg == NULL || wc == NULL || pids == NULL)
-		die("out of memory", NULL);
+		bench_die("out of memory", NULL);
 	fprintf(stderr, "per-backend: %d waiting backends, a pool of %d\n",
 			opt_bg_single, opt_pool);
 	bgc = open_background(nbgc, bg);
 	for (i = 0; i < opt_bg_single; i++)
 	{
-		wc[i] = connect_or_die();
+		wc[i] = bench_connect(conninfo);
 		pids[i] = PQbackendPID(wc[i]);
 		if (txb_wait_send(wc[i], bg[i], -1) != 0)
-			die("txb_wait_send", wc[i]);
+			bench_die("txb_wait_send", wc[i]);
 	}
 	side.any = false;
 	side.npool = opt_pool;
 	side.pool = calloc((size_t) opt_pool, sizeof(Single));
 	for (i = 0; i < opt_pool; i++)
 	{
-		side.pool[i].conn = connect_or_die();
+		side.pool[i].conn = bench_connect(conninfo);
 		side.pool[i].rec = -1;
 		pids[opt_bg_single + i] = PQbackendPID(side.pool[i].conn);
 	}
 	snprintf(sql, sizeof(sql),
 			 "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'transactionid'");
-	deadline = now_s() + 120;
-	while (now_s() < deadline)
+	deadline = bench_now_s() + 120;
+	while (bench_now_s() < deadline)
 	{
-		have = query_long(mon, sql);
+		have = bench_query_long(mon, sql);
 		if (have >= opt_bg_single)
 			break;
 		(void) poll(NULL, 0, 20);
 	}
 	if (have < opt_bg_single)
-		die("the background waits did not all block", NULL);
+		bench_die("the background waits did not all block", NULL);
 	r->name = "barrier_wait, one backend per wait";
 	r->conns = opt_bg_single + opt_pool;
 	r->pending = have;
 	memset(&r->mem, 0, sizeof(r->mem));
 	for (i = 0; i < opt_bg_single; i++)
-		mem_add(&r->mem, pids[i]);
+		bench_mem_add(&r->mem, pids[i]);
 	run_stream(&side, r, pids, opt_bg_single + opt_pool);
 	r->cancels = 0;
 	close_background(bgc, nbgc);
@@ -850,7 +726,7 @@ main(int argc, char **argv)
 	PGconn	   *mon;
 	Result		any = {0};
 	Result		one = {0};
-	Mem			idle = {0};
+	BenchMem	idle = {0};
 	PGconn	   *idle_conn;
 	int			status = 0;
 
@@ -900,9 +776,9 @@ main(int argc, char **argv)
 				"seconds (>= 2) and counts must be positive\n");
 		return 2;
 	}
-	mon = connect_or_die();
-	idle_conn = connect_or_die();
-	mem_add(&idle, PQbackendPID(idle_conn));
+	mon = bench_connect(conninfo);
+	idle_conn = bench_connect(conninfo);
+	bench_mem_add(&idle, PQbackendPID(idle_conn));
 	printf("RESULT mode=idle rss_kb=%ld pss_kb=%ld private_kb=%ld\n",
 		   idle.rss_kb, idle.pss_kb, idle.private_kb);
 	PQfinish(idle_conn);

@@ -14,6 +14,7 @@
  */
 #include "tx_barrier.h"
 #include "tap.h"
+#include "test_db.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -33,15 +34,6 @@ static PGconn *mon;				/* watches pg_locks */
  * Helpers
  * ---------------------------------------------------------------------- */
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
 static void
 pause_ms(int ms)
 {
@@ -51,35 +43,6 @@ pause_ms(int ms)
 	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static PGconn *
-connect_db(const char *info)
-{
-	PGconn	   *c = PQconnectdb(info);
-
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
-	{
-		tap_diag("cannot connect to \"%s\": %s", info,
-				 c ? PQerrorMessage(c) : "out of memory");
-		tap_bail("no database connection");
-		exit(1);
-	}
-	return c;
-}
-
-/* Runs a statement that must succeed; a failure counts as a failed test. */
-static int
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult   *res = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(res);
-	int			ok = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
-
-	if (!ok)
-		tap_ok(0, "setup statement \"%s\": %s", sql, PQerrorMessage(c));
-	PQclear(res);
-	return ok;
 }
 
 /* BEGIN and txb_enqueue on c; a failure counts as a failed test. */

@@ -18,6 +18,7 @@
  */
 #include "tx_barrier.h"
 #include "tap.h"
+#include "test_db.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -43,43 +44,6 @@ typedef struct answer
 
 static answer answers[MAX_ANSWERS];
 static int	nanswers;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static PGconn *
-connect_db(const char *info)
-{
-	PGconn	   *c = PQconnectdb(info);
-
-	if (c == NULL || PQstatus(c) != CONNECTION_OK)
-	{
-		tap_diag("cannot connect to \"%s\": %s", info,
-				 c ? PQerrorMessage(c) : "out of memory");
-		tap_bail("no database connection");
-		exit(1);
-	}
-	return c;
-}
-
-static int
-exec_ok(PGconn *c, const char *sql)
-{
-	PGresult   *res = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(res);
-	int			ok = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
-
-	if (!ok)
-		tap_ok(0, "setup statement \"%s\": %s", sql, PQerrorMessage(c));
-	PQclear(res);
-	return ok;
-}
 
 /* A number from a one-value query on mon, -1 on error. */
 static long
