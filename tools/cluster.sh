@@ -142,12 +142,27 @@ txb_cluster_start() {
 # a free port, stored in the variable named VAR.  Another process can take
 # the port between the check and the server's bind: then it tries another.
 txb_cluster_start_free() {
-	local dir=$1 var=$2 try free
+	local dir=$1 var=$2
 	shift 2
+	_txb_on_free_port "$var" "$dir" _txb_cluster_fresh_start "$dir" "$@"
+}
+_txb_cluster_fresh_start() {	# PORT DIR CONF...
+	local port=$1 dir=$2
+	shift 2
+	rm -rf "$dir/data"
+	txb_cluster_start "$dir" "$port" "$@"
+}
+
+# _txb_on_free_port VAR DIR START ARGS...: runs START PORT ARGS... for a
+# free port until it succeeds (its errors in DIR/start.err) and stores the
+# port in the variable named VAR; another port is tried, up to five, when
+# the server found the one picked taken ("Address already in use").
+_txb_on_free_port() {
+	local var=$1 dir=$2 start=$3 try free
+	shift 3
 	for try in 1 2 3 4 5; do
 		free=$(txb_free_port) || return 1
-		rm -rf "$dir/data"
-		if txb_cluster_start "$dir" "$free" "$@" 2>"$dir/start.err"; then
+		if "$start" "$free" "$@" 2>"$dir/start.err"; then
 			printf -v "$var" '%s' "$free"
 			return 0
 		fi
@@ -302,21 +317,34 @@ txb_standby_start() {
 # another port (and a new base backup) if the one picked was taken
 # meanwhile.
 txb_standby_start_free() {
-	local primary=$1 dir=$2 var=$3 try free
+	local primary=$1 dir=$2 var=$3
 	shift 3
-	for try in 1 2 3 4 5; do
-		free=$(txb_free_port) || return 1
-		txb_cluster_stop "$dir"
-		rm -rf "$dir/data" "$dir/server.log"
-		if txb_standby_start "$primary" "$dir" "$free" "$@" 2>"$dir/start.err"; then
-			printf -v "$var" '%s' "$free"
-			return 0
-		fi
-		grep -q 'Address already in use' "$dir/start.err" || break
-		echo "port $free was taken meanwhile: trying another (attempt $try)" >&2
+	_txb_on_free_port "$var" "$dir" _txb_standby_fresh_start "$primary" "$dir" "$@"
+}
+_txb_standby_fresh_start() {	# PORT PRIMARY DIR CONF...
+	local port=$1 primary=$2 dir=$3
+	shift 3
+	txb_cluster_stop "$dir"
+	rm -rf "$dir/data" "$dir/server.log"
+	txb_standby_start "$primary" "$dir" "$port" "$@"
+}
+
+# txb_stop_process_groups PID...: stops each process group led by a PID
+# (a worker started with setsid and its pool): SIGTERM to all of them for a
+# warm shutdown, then SIGKILL to any group still there after 10 s.
+txb_stop_process_groups() {
+	local pid
+	for pid in "$@"; do
+		kill -TERM -- "-$pid" 2>/dev/null
 	done
-	cat "$dir/start.err" >&2
-	return 1
+	for pid in "$@"; do
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
 }
 
 # txb_cluster_stop DIR: stops the cluster in DIR/data, if it runs.

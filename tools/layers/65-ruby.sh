@@ -32,18 +32,8 @@ mounted=
 inner=
 root=
 stop_workers() {
-	local pid
-	for pid in $worker_pids; do
-		kill -TERM -- "-$pid" 2>/dev/null
-	done
-	for pid in $worker_pids; do
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL -- "-$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
+	# shellcheck disable=SC2086
+	txb_stop_process_groups $worker_pids
 	worker_pids=
 }
 stop_all() {
