@@ -1,8 +1,16 @@
 """Shared helpers of the adapter's tests: Django setup, an observer
 connection, and polling for a condition with a deadline."""
+import gc
 import os
 import sys
 import time
+
+# Celery 5.5's AsyncResult.__del__ unsubscribes from the Redis result
+# backend.  Run by the cycle collector in the middle of another Redis
+# command on the same connection, it hung a test process (seen once under
+# load).  So cycles are collected only where the tests wait (poll()), never
+# inside a Celery or Redis call.
+gc.disable()
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -23,6 +31,7 @@ DEADLINE = float(os.environ.get("TXB_PY_DEADLINE", "120"))
 
 def poll(condition, what, timeout=DEADLINE, interval=0.02):
     """Returns condition()'s first true value; fails after timeout seconds."""
+    gc.collect()
     end = time.monotonic() + timeout
     while True:
         value = condition()
