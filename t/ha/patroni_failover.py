@@ -326,14 +326,22 @@ def main():
             else:
                 cluster.patronictl("failover", "--candidate",
                                    Cluster.sync_standby(topo), "--force")
-            topo = cluster.wait_for(lambda tp, old=leader: Cluster.leader(tp)
-                                    not in (None, old)
-                                    and tp[Cluster.leader(tp)][1] == "running",
-                                    "a new leader")
-            new = Cluster.leader(topo)
-            events.append((step, t, leader, cluster.members[new][0]))
+            if step == "failover":
+                cluster.wait_for(lambda tp, old=leader: Cluster.leader(tp)
+                                 not in (None, old)
+                                 and tp[Cluster.leader(tp)][1] == "running",
+                                 "a new leader")
+            # After a kill Patroni promotes the synchronous standby, or,
+            # when it finds none it may fail over to (still catching up
+            # after the previous failover), recovers the old leader in
+            # place; either way commits go on, through whichever leads.
             run.wait_for_progress(t, args.commits_between)
-            note("%s of leader %s: %s leads now" % (step, leader, new))
+            new = Cluster.leader(cluster.wait_for(
+                lambda tp: Cluster.leader(tp) is not None, "a leader"))
+            events.append((step, t, leader, cluster.members[new][0]))
+            note("%s of leader %s: %s leads now%s"
+                 % (step, leader, new,
+                    " (recovered in place)" if new == leader else ""))
         cluster.wait_for(Cluster.healthy, "a healthy cluster at the end")
     finally:
         run.finish()
@@ -387,6 +395,10 @@ def main():
         ok(s is not None, "after the %s of leader %s a waiter answered a "
            "newer commit rightly (%s s)"
            % (kind, old, "%.2f" % s if s is not None else "never"))
+    promoted = sum(1 for _, _, old, port in events
+                   if port != cluster.members[old][0])
+    ok(promoted >= 1, "%d of %d losses of the leader promoted a replica"
+       % (promoted, len(events)))
     note("figures: tokens checked %d, acknowledged %d, failovers survived %d, "
          "wrong answers %d, commits cut short %d, seconds from the loss of "
          "the leader to the first right answer: %s"
