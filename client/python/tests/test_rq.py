@@ -38,13 +38,16 @@ def new_key():
 
 
 def status(job):
+    """The job's status from the same snapshot as its meta and result:
+    get_status() alone reads the status again, which the worker may have
+    changed since refresh() read the meta."""
     job.refresh()
-    return job.get_status()
+    return job.get_status(refresh=False)
 
 
 def finished(job):
     poll(lambda: status(job) in ("finished", "failed", "canceled"),
-         "job %s to end (status %s)" % (job.id, job.get_status()))
+         "job %s to end (status %s)" % (job.id, job.get_status(refresh=False)))
     return job
 
 
@@ -76,7 +79,8 @@ class RqTest(unittest.TestCase):
 
     def assert_ran(self, job, expected):
         finished(job)
-        self.assertEqual(job.get_status(), "finished", job.exc_info)
+        self.assertEqual(job.get_status(refresh=False), "finished",
+                         job.exc_info)
         out = value(job)
         self.assertEqual(out["value"], expected)
         self.assertEqual(out["job_id"], job.id)
@@ -258,7 +262,7 @@ class RqTest(unittest.TestCase):
                                        self.key, using="noext",
                                        on_failure=rq_jobs.record_failure)
         finished(job)
-        self.assertEqual(job.get_status(), "failed")
+        self.assertEqual(job.get_status(refresh=False), "failed")
         self.assertIn("tx_barrier.BarrierExtensionMissing", job.exc_info)
         self.assertEqual(run_values(self.obs, self.key, "failure"),
                          ["BarrierExtensionMissing 42883"])
@@ -270,7 +274,7 @@ class RqTest(unittest.TestCase):
                                    on_failure=rq_jobs.record_failure)
         self.assertEqual(job.barrier_token, str(1 << 62))
         finished(job)
-        self.assertEqual(job.get_status(), "failed")
+        self.assertEqual(job.get_status(refresh=False), "failed")
         self.assertIn("tx_barrier.BarrierTokenError", job.exc_info)
         self.assertEqual(run_values(self.obs, self.key, "failure"),
                          ["BarrierTokenError 22023"])

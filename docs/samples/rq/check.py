@@ -53,14 +53,16 @@ def blocked_on(token):
 
 
 def status(job):
+    # One snapshot: get_status() alone would read the status again, newer
+    # than the meta that refresh() read.
     job.refresh()
-    return job.get_status()
+    return job.get_status(refresh=False)
 
 
 def ended(job):
     until("job %s to end" % job.id,
           lambda: status(job) in ("finished", "failed", "canceled"))
-    return job.get_status()
+    return job.get_status(refresh=False)
 
 
 # 1. The job id before COMMIT; the worker waits for the COMMIT.
@@ -104,7 +106,7 @@ assert job.id not in FailedJobRegistry(queue=queue)
 assert job.retries_left == 3                 # not retried
 assert query("SELECT count(*) FROM reports WHERE id = %s", report_id) == 0
 print("3. rolled back: job %s %s, outcome %s, retries left %d"
-      % (job.id, job.get_status(), job.meta[OUTCOME_META], job.retries_left))
+      % (job.id, job.get_status(refresh=False), job.meta[OUTCOME_META], job.retries_left))
 
 # 4. Open past the bound: scheduled again, the worker stays free.
 with Session.begin() as session:
