@@ -222,6 +222,18 @@ _txb_redis_ready() {
 	[ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]
 }
 
+# txb_npm_ci DIR LOG: the Node client's packages in DIR/node_modules,
+# exactly as DIR/package-lock.json locks them (npm ci, taking what npm's
+# cache has from there), npm's output in LOG, printed if it fails.
+txb_npm_ci() {
+	if (cd "$1" && npm ci --no-audit --no-fund --prefer-offline) >"$2" 2>&1 &&
+		[ -d "$1/node_modules/bullmq" ] && [ -d "$1/node_modules/pg" ]; then
+		return 0
+	fi
+	cat "$2" >&2
+	return 1
+}
+
 # txb_etcd_start DIR PORT_VAR PID_VAR: a throwaway one-member etcd (the
 # DCS of a Patroni cluster), its data in DIR, by txb_serve_free (the port
 # stored is the client port); ready once it reports itself healthy.  Not

@@ -66,3 +66,22 @@ txb_count_prove() {
 	[ $passed -ge 0 ] || passed=0
 	echo "$passed $failed"
 }
+
+# txb_count_node_tap LOG RC: "PASSED FAILED" of a `node --test
+# --test-reporter=tap` run whose output is LOG and exit status RC: one
+# "ok N - name" / "not ok N - name" per test, indented four spaces per
+# level of nesting (test files are not levels of their own).  A skipped
+# test (# SKIP) counts as failed (the layer provides everything), and so
+# does a run that died (a timeout) without reporting a failed test.
+txb_count_node_tap() {
+	local log=$1 rc=$2 ok bad
+	ok=$(grep -E '^ *ok [0-9]+ - ' "$log" | grep -vc '# SKIP')
+	bad=$(($(grep -cE '^ *not ok [0-9]+ - ' "$log") + $(grep -E '^ *ok [0-9]+ - ' "$log" | grep -c '# SKIP')))
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1
+	fi
+	if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
+		bad=1
+	fi
+	echo "$ok $bad"
+}

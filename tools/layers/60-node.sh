@@ -48,26 +48,19 @@ fi
 echo "node $(node --version), npm $(npm --version 2>/dev/null)"
 
 # 1. Dependencies, exactly as locked.
-if (cd "$src" && npm ci --no-audit --no-fund) >"$dir/npm-ci.log" 2>&1 &&
-	[ -d "$src/node_modules/bullmq" ] && [ -d "$src/node_modules/pg" ]; then
+if txb_npm_ci "$src" "$dir/npm-ci.log"; then
 	echo "npm ci: ok"
 	passed=$(( passed + 1 ))
 else
-	cat "$dir/npm-ci.log"
 	fail_setup "npm ci failed"
 fi
 
 # 2. A database with the extension and the tests' tables, and one without.
-tables="
-CREATE TABLE node_items (id bigint PRIMARY KEY);
-CREATE TABLE node_runs (id bigserial PRIMARY KEY, queue text, job_id text, name text,
-						visible bool, waits int, at timestamptz DEFAULT clock_timestamp());
-CREATE TABLE node_failures (id bigserial PRIMARY KEY, queue text, job_id text,
-							err_name text, err_kind text, message text, attempts_made int);"
+tables="$src/test/tables.sql"
 if ! psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "DROP DATABASE IF EXISTS txb_node WITH (FORCE)" -c "CREATE DATABASE txb_node" \
 	-c "DROP DATABASE IF EXISTS txb_node_noext WITH (FORCE)" -c "CREATE DATABASE txb_node_noext" ||
-	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node -c "CREATE EXTENSION tx_barrier" -c "$tables"
+	! psql -X -q -v ON_ERROR_STOP=1 -d txb_node -c "CREATE EXTENSION tx_barrier" -f "$tables"
 then
 	fail_setup "cannot create the databases"
 fi
@@ -82,7 +75,7 @@ txb_cluster_start_free "$dir/pg-preloaded" pre_port \
 PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "CREATE DATABASE txb_node_waiter" &&
 	PGHOST=127.0.0.1 PGPORT=$pre_port PGDATABASE=txb_node_waiter \
-	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION tx_barrier" -c "$tables" ||
+	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION tx_barrier" -f "$tables" ||
 	fail_setup "cannot create the preloaded server's database"
 export TXB_NODE_PRELOADED_PORT=$pre_port TXB_NODE_PRELOADED_DB=txb_node_waiter
 
@@ -134,17 +127,8 @@ node --test-concurrency=1 -e 0 2>/dev/null && serial=--test-concurrency=1
 rc=$?
 cat "$log"
 
-# Node's TAP output: one "ok N - name" / "not ok N - name" per test, indented
-# four spaces per level of nesting (test files are not levels of their own).
-# A skipped test (# SKIP) counts as failed: the layer provides everything.
-ok=$(grep -E '^ *ok [0-9]+ - ' "$log" | grep -vc '# SKIP')
-bad=$(( $(grep -cE '^ *not ok [0-9]+ - ' "$log") + $(grep -E '^ *ok [0-9]+ - ' "$log" | grep -c '# SKIP') ))
-if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
-	bad=1 # the run died (timeout) without reporting a failed test
-fi
-if [ "$ok" -eq 0 ] && [ "$bad" -eq 0 ]; then
-	bad=1
-fi
+# Each test one result; a skipped one counts as failed.
+read -r ok bad < <(txb_count_node_tap "$log" "$rc")
 stop_all
 trap - EXIT
 txb_result node $(( passed + ok )) $(( failed + bad ))
