@@ -75,6 +75,33 @@ txb_count_prove() {
 	echo "$passed $failed"
 }
 
+# txb_count_unittest LOG RC: "PASSED FAILED" of a `python3 -m unittest -v`
+# run whose output is LOG and exit status RC.  A skipped test counts as
+# failed (the layer provides everything); a run that did not finish (a
+# timeout) counts the verdicts it printed and the test it was in as failed.
+txb_count_unittest() {
+	local log=$1 rc=$2 ran ok bad f e s
+	ran=$(sed -n 's/^Ran \([0-9]*\) tests\? in.*/\1/p' "$log" | tail -1)
+	if [ -n "$ran" ]; then
+		s=$(sed -n 's/^\(OK\|FAILED\) (.*skipped=\([0-9]*\).*/\2/p' "$log" | tail -1)
+		bad=${s:-0}
+		if ! grep -qE '^OK( |$)' "$log"; then
+			f=$(sed -n 's/^FAILED (.*failures=\([0-9]*\).*/\1/p' "$log" | tail -1)
+			e=$(sed -n 's/^FAILED (.*errors=\([0-9]*\).*/\1/p' "$log" | tail -1)
+			[ $((${f:-0} + ${e:-0})) -gt 0 ] || f=1
+			bad=$((bad + ${f:-0} + ${e:-0}))
+		fi
+		ok=$((ran - bad))
+	else
+		ok=$(grep -cE ' \.\.\. ok$' "$log")
+		bad=$(($(grep -cE ' \.\.\. (FAIL|ERROR|skipped.*)$' "$log") + 1))
+	fi
+	[ "$ok" -ge 0 ] || ok=0
+	[ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+	[ "$ok" -gt 0 ] || [ "$bad" -gt 0 ] || bad=1
+	echo "$ok $bad"
+}
+
 # txb_count_node_tap LOG RC: "PASSED FAILED" of a `node --test
 # --test-reporter=tap` run whose output is LOG and exit status RC: one
 # "ok N - name" / "not ok N - name" per test, indented four spaces per
