@@ -4,8 +4,9 @@
 # Job on Sidekiq, the barrier installed by an initializer (as the guide
 # docs/guides/rails-sidekiq.md says), the framework defaults of the Rails
 # it runs on (7.2's include enqueue_after_transaction_commit = :default).
-# Its Sidekiq worker is `sidekiq -r ./test/rails_app -q rails`; its producer
-# test/rails_app/produce.rb.
+# Its Sidekiq worker is `sidekiq -r ./test/rails_app -q rails`; its producers
+# test/rails_app/produce.rb and test/rails_app/kill_producer.rb (killed with
+# SIGKILL before or right after COMMIT).
 require "logger"
 require "rails"
 require "active_record/railtie"
