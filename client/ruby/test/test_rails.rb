@@ -112,13 +112,17 @@ class TestRails < Minitest::Test
     stdout&.close
   end
 
-  # Killed as soon as its COMMIT returned: the job, in Redis since before
-  # COMMIT, runs once and sees its item.
+  # Killed as soon as its COMMIT returned, the worker waiting on its token
+  # meanwhile: the job, in Redis since before COMMIT, runs once and sees
+  # its item.
   def test_producer_killed_right_after_commit
     tag = new_tag
     id = new_id
     stdin, stdout, thr, job_id, token = spawn_producer("commit-kill", tag, id)
     assert token, "ApplicationJob takes a barrier"
+    wait_until("the worker to wait for #{token}") { waiting_for?(token) }
+    stdin.puts "commit"
+    stdin.flush
     assert_killed(thr)
     run = wait_runs(tag).first
     assert_equal ["aj", true, job_id, token, id, "rails"],
@@ -144,14 +148,19 @@ class TestRails < Minitest::Test
     id = new_id
     stdin, stdout, thr, job_id, token = spawn_producer("plain-commit-kill", tag, id)
     assert_nil token
+    before = entries(job_id)
+    stdin.puts "commit"
+    stdin.flush
     assert_killed(thr)
     assert Item.exists?(id), "the producer's transaction committed"
     found = entries(job_id)
     if DEFERS
-      assert_empty found, "Rails 7.2 enqueues it after COMMIT: lost"
+      assert_empty before, "Rails 7.2 defers its enqueue to after COMMIT"
+      assert_empty found, "and the producer died before it: the job is lost"
     else
       assert_equal [["rails_parked", true]],
                    found.map { |e| [e.queue, e.item["tx_barrier_token"].to_s.match?(/\A\d+\z/)] }
+      assert_equal before.map(&:value), found.map(&:value), "pushed before COMMIT"
     end
   ensure
     found&.each(&:delete)

@@ -5,11 +5,13 @@
 #   ruby test/rails_app/kill_producer.rb MODE TAG ID
 # BEGIN, the item ID, one Active Job job enqueued with perform_later, then
 # one line "job JOB_ID TOKEN" (TOKEN: the job's barrier token, - for none;
-# other lines on stdout are Sidekiq's), then by MODE:
-#   hold         waits, the transaction open (the test kills the process);
-#                stdin closed: exits without COMMIT
-#   commit-kill  COMMIT, and SIGKILL to itself as soon as the COMMIT
-#                returns, before any after-commit callback
+# other lines on stdout are Sidekiq's), and it reads a line from stdin,
+# the transaction open.  Then by MODE:
+#   hold         the test kills the process meanwhile
+#   commit-kill  on the line "commit": COMMIT, and SIGKILL to itself as
+#                soon as the COMMIT returns, before any after-commit
+#                callback
+# Any other line, or stdin closed: it exits without COMMIT (status 3).
 # The job is RecordRailsJob (an ApplicationJob: TxBarrier::ActiveJob, queue
 # rails, the item passed by GlobalID), or with MODE plain-commit-kill a
 # PlainJob (no TxBarrier::ActiveJob: on Rails 7.2 its enqueue is deferred to
@@ -43,9 +45,9 @@ ActiveRecord::Base.transaction do
   token = job.respond_to?(:tx_barrier_token) ? job.tx_barrier_token : nil
   $stdout.puts "job #{job.job_id} #{token || "-"}"
   $stdout.flush
-  if mode == "hold"
-    $stdin.gets
-    warn "kill_producer.rb: stdin closed, leaving without COMMIT"
+  line = $stdin.gets
+  unless mode != "hold" && line&.strip == "commit"
+    warn "kill_producer.rb: #{line.inspect} on stdin, leaving without COMMIT"
     exit!(3)
   end
 end
