@@ -5,7 +5,7 @@
 
 # The one version source: the control file, client/, debian/ and META.json
 # are checked against it (tools/layers/06-release.sh).
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 
 REGRESS = barrier_surface barrier_input barrier_status barrier_wait_local \
 	barrier_enqueue barrier_wait_any

@@ -64,8 +64,8 @@
 extern "C" {
 #endif
 
-#define TXB_VERSION "1.1.0"
-#define TXB_VERSION_NUM 10100	/* major * 10000 + minor * 100 + patch */
+#define TXB_VERSION "1.2.0"
+#define TXB_VERSION_NUM 10200	/* major * 10000 + minor * 100 + patch */
 
 /* Longest text form of a token (UINT64_MAX has 20 digits). */
 #define TXB_TOKEN_MAXLEN 20
@@ -254,7 +254,7 @@ int			txb_cancel(PGconn *conn);
  *
  * txb_wait() holds a backend per waiting job.  A txb_waiter holds one
  * connection of its own, made from a conninfo string, and waits on it for
- * every token added to it with barrier_wait_any() (extension 1.1; sleeping
+ * every token added to it with barrier_wait_any() (extension 1.2; sleeping
  * needs tx_barrier in shared_preload_libraries).  Each token is answered
  * once, as soon as its own transaction has ended.
  *

@@ -503,7 +503,7 @@ CREATE OR REPLACE FUNCTION barrier_portable_version()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path FROM CURRENT
-AS $$ SELECT '1.1'::text $$; -- the version: EXTVERSION
+AS $$ SELECT '1.2'::text $$; -- the version: EXTVERSION
 
 COMMENT ON FUNCTION barrier_portable_version() IS
 'version of the tx_barrier portable edition installed in this schema';

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Release metadata: every version number in the tree agrees with EXTVERSION
-# in the Makefile (the one version source), released install scripts are
-# unchanged, every released version has an update path to EXTVERSION,
-# META.json holds what PGXN's meta spec 1.0.0 requires, and `make dist`
-# writes a PGXN zip that builds on its own.
+# in the Makefile (the one version source), released install and update
+# scripts are unchanged, every released version has an update path to
+# EXTVERSION, META.json holds what PGXN's meta spec 1.0.0 requires, and
+# `make dist` writes a PGXN zip that builds on its own.
 . "$TXB_ROOT/tools/results.sh"
 set -uo pipefail
 cd "$TXB_ROOT" || exit 1
@@ -70,10 +70,12 @@ changelog_names_majors() {
 }
 check "CHANGELOG.md has a section for $ext naming its PostgreSQL majors" changelog_names_majors
 
-# Released install scripts never change: a database created from one must
-# stay what its update scripts expect.
-check "released install scripts are unchanged" sha256sum --quiet -c - <<'EOF'
+# Released install and update scripts never change: a database created or
+# updated by one must stay what the next update script expects.
+check "released install and update scripts are unchanged" sha256sum --quiet -c - <<'EOF'
 4ee984b28e29b242719a6a873879992755d356b0d7670bfe5128f899f7e9ad08  extension/tx_barrier--1.0.sql
+42ed391750e8c557221f6c304ca56e578d574b9d5f436e2223abc659b9c35db3  extension/tx_barrier--1.0--1.1.sql
+1ef2ab15d24034d349881d6b044509817129284b0d6bb777275946e497272b82  extension/tx_barrier--1.1.sql
 EOF
 released=$(ls extension/tx_barrier--*.sql | sed -n 's|^extension/tx_barrier--\([0-9.]*\)\.sql$|\1|p')
 check "no released install script for the current version $ext (it is built)" \

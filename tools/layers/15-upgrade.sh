@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ALTER EXTENSION tx_barrier UPDATE from every released version to the
-# current one (EXTVERSION in the Makefile): the current C module serves a
+# current one (EXTVERSION in the Makefile), through the chain of update
+# scripts (e.g. 1.0 -> 1.1 -> 1.2): the current C module serves a
 # database still on the old SQL, objects that depend on the extension
 # survive the update, the updated extension's catalog entries equal a fresh
 # install's, and the regress suite passes on the updated database.

@@ -22,7 +22,7 @@ __all__ = [
     "normalize_token",
 ]
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 #: Labels of the extension's ``barrier_state`` enum.
 IN_PROGRESS = "in progress"

@@ -3,5 +3,5 @@
 module TxBarrier
   # EXTVERSION of the top Makefile, as MAJOR.MINOR.0 (the release layer,
   # tools/layers/06-release.sh, checks that they agree).
-  VERSION = "1.1.0"
+  VERSION = "1.2.0"
 end
