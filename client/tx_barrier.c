@@ -1337,7 +1337,7 @@ waiter_result(txb_waiter *w, PGresult *res)
 
 		(void) snprintf(msg, sizeof(msg),
 						"the server cannot serve a txb_waiter (%s); it needs "
-						"barrier_wait_any() (extension 1.1) and tx_barrier in "
+						"barrier_wait_any() (extension 1.2) and tx_barrier in "
 						"shared_preload_libraries", primary);
 		waiter_fail_sent(w, part.start, part.len, TXB_ERR_UNAVAILABLE,
 						 code, msg);

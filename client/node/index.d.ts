@@ -55,7 +55,8 @@ export function waitAll(db: Queryable, tokens: Iterable<TokenInput>, options?: W
 export class BarrierTimeoutError extends BarrierError {}
 /**
  * The server cannot serve a Waiter: no tx_barrier in shared_preload_libraries
- * (55000), or no barrier_wait_any() (42883: extension 1.0, portable edition).
+ * (55000), or no barrier_wait_any() (42883: extension 1.0 or 1.1, portable
+ * edition).
  */
 export class BarrierWaiterUnavailableError extends BarrierError {}
 

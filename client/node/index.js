@@ -295,7 +295,7 @@ export class BarrierTimeoutError extends BarrierError {}
 /**
  * The server cannot serve a Waiter: barrier_wait_any() would have to sleep
  * and tx_barrier is not in shared_preload_libraries (55000), or there is no
- * barrier_wait_any() (42883: the extension at version 1.0, the portable
+ * barrier_wait_any() (42883: the extension at 1.0 or 1.1, the portable
  * edition, no extension).  Wait with wait() on a connection of your own.
  */
 export class BarrierWaiterUnavailableError extends BarrierError {}
@@ -685,7 +685,7 @@ export class Waiter {
 			(code === SQLSTATE_UNDEFINED_FUNCTION && /barrier_wait_any/.test(message))) {
 			this.#fail(tokens, () => new BarrierWaiterUnavailableError(
 				`the server cannot serve a tx_barrier Waiter (${code}: ${message}): it needs ` +
-				'barrier_wait_any() (extension version 1.1: CREATE EXTENSION tx_barrier, or ' +
+				'barrier_wait_any() (extension version 1.2: CREATE EXTENSION tx_barrier, or ' +
 				'ALTER EXTENSION tx_barrier UPDATE; not the portable edition) and tx_barrier in ' +
 				'shared_preload_libraries (then restart the server); or wait with wait() on a ' +
 				'connection of your own', { sqlstate: code, cause: err }));

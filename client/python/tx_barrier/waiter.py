@@ -27,9 +27,9 @@ reconnect.  Callers keep waiting meanwhile, each until its own timeout.
 
 The statement needs ``tx_barrier`` in ``shared_preload_libraries`` to
 sleep.  Without it (SQLSTATE 55000), or without ``barrier_wait_any()`` at
-all (an extension still at version 1.0, the portable edition; 42883), the
-waiting callers get :class:`BarrierWaiterUnavailable` rather than a
-silent fallback to one backend per wait: the fallback is
+all (an extension still at version 1.0 or 1.1, the portable edition;
+42883), the waiting callers get :class:`BarrierWaiterUnavailable` rather
+than a silent fallback to one backend per wait: the fallback is
 ``tx_barrier.wait()`` on a connection of the caller's own.  Tokens that
 have already ended are answered in any case.
 """
@@ -66,10 +66,10 @@ class BarrierWaiterUnavailable(BarrierConfigurationError):
     """The server cannot serve a :class:`Waiter`: ``barrier_wait_any()``
     would have to sleep and ``tx_barrier`` is not in
     ``shared_preload_libraries`` (``sqlstate`` 55000), or there is no
-    ``barrier_wait_any()`` (42883: the extension is at version 1.0 -- run
-    ``ALTER EXTENSION tx_barrier UPDATE`` --, the portable edition, or no
-    extension at all).  ``server_message`` is the server's message.  Wait
-    with :func:`tx_barrier.wait` on a connection of the caller's own
+    ``barrier_wait_any()`` (42883: the extension is at version 1.0 or 1.1
+    -- run ``ALTER EXTENSION tx_barrier UPDATE`` --, the portable edition,
+    or no extension at all).  ``server_message`` is the server's message.
+    Wait with :func:`tx_barrier.wait` on a connection of the caller's own
     instead, or preload the library."""
 
     def __init__(self, message, sqlstate=None, server_message=None):
@@ -533,7 +533,7 @@ class Waiter:
                     and "barrier_wait_any" in message)):
             self._fail(tokens, BarrierWaiterUnavailable(
                 "the server cannot serve a tx_barrier Waiter (%s: %s): it "
-                "needs barrier_wait_any() (extension version 1.1: CREATE "
+                "needs barrier_wait_any() (extension version 1.2: CREATE "
                 "EXTENSION tx_barrier, or ALTER EXTENSION tx_barrier UPDATE; "
                 "not the portable edition) and tx_barrier in "
                 "shared_preload_libraries (then restart the server); or "
