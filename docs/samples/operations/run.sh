@@ -3,8 +3,9 @@
 # with tx_barrier in shared_preload_libraries: a waiting worker is in
 # pg_stat_activity (Lock/transactionid) and in barrier_waiters() with its
 # full token and the producer as blocker; barrier_stats() counts cluster-
-# wide; a database at version 1.0 is updated with ALTER EXTENSION UPDATE,
-# keeping a view that depends on barrier_state.
+# wide; databases at versions 1.1 and 1.0 are updated with ALTER EXTENSION
+# UPDATE to the current version, which adds barrier_wait_any(), keeping a
+# view that depends on barrier_state.
 . "$TXB_ROOT/docs/samples/lib.sh"
 
 here=$TXB_ROOT/docs/samples/operations
@@ -48,16 +49,23 @@ IFS='|' read -r scope enq enq_c enq_a recs covered waits w_c w_a w_t <<<"$stats"
 	sample_fail "barrier_stats: $stats"
 echo "barrier_stats(): cluster-wide, counted the other sessions' token and wait"
 
-echo "== ALTER EXTENSION tx_barrier UPDATE, from 1.0"
-sample_psql postgres "CREATE DATABASE old"
-psql -X -q -v ON_ERROR_STOP=1 -d old <<'SQL'
-CREATE EXTENSION tx_barrier VERSION '1.0';
+current=$(sed -n 's/^EXTVERSION *= *//p' "$TXB_ROOT/Makefile")
+has_wait_any="SELECT to_regprocedure('barrier_wait_any(xid8[],interval)') IS NOT NULL"
+for old in 1.1 1.0; do
+	echo "== ALTER EXTENSION tx_barrier UPDATE, from $old to $current"
+	db=old_${old//./_}
+	sample_psql postgres "CREATE DATABASE $db"
+	psql -X -q -v ON_ERROR_STOP=1 -d "$db" <<SQL
+CREATE EXTENSION tx_barrier VERSION '$old';
 CREATE TABLE jobs (token xid8, state barrier_state);
 CREATE VIEW job_states AS SELECT token, barrier_status(token) AS now FROM jobs;
 SQL
-psql -X -q -d old -f "$here/update.sql"
-[ "$(sample_psql old "SELECT extversion FROM pg_extension WHERE extname = 'tx_barrier'")" = \
-	"$(sed -n 's/^EXTVERSION *= *//p' "$TXB_ROOT/Makefile")" ] || sample_fail "not updated"
-sample_psql old "SELECT count(*) FROM job_states" >/dev/null
-echo "updated; the view and the barrier_state column are kept"
+	[ "$(sample_psql "$db" "$has_wait_any")" = f ] || sample_fail "$old has barrier_wait_any()"
+	psql -X -q -d "$db" -f "$here/update.sql"
+	[ "$(sample_psql "$db" "SELECT extversion FROM pg_extension WHERE extname = 'tx_barrier'")" = "$current" ] ||
+		sample_fail "$old: not updated"
+	[ "$(sample_psql "$db" "$has_wait_any")" = t ] || sample_fail "$old: no barrier_wait_any() after the update"
+	sample_psql "$db" "SELECT count(*) FROM job_states" >/dev/null
+	echo "updated from $old; barrier_wait_any() added; the view and the barrier_state column are kept"
+done
 echo "operations: ok"

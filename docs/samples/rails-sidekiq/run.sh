@@ -19,8 +19,8 @@ export GEM_PATH
 
 echo "== install.sh"
 sed -e "s#/path/to/tx_barrier/client/ruby#$TXB_SRC/client/ruby#" \
-	-e "s#^gem build tx_barrier.gemspec#gem build tx_barrier.gemspec -o $SAMPLE_DIR/tx_barrier-1.1.0.gem#" \
-	-e "s#^gem install --local tx_barrier-1.1.0.gem#gem install --local --no-document $SAMPLE_DIR/tx_barrier-1.1.0.gem#" \
+	-e "s#^gem build tx_barrier.gemspec#gem build tx_barrier.gemspec -o $SAMPLE_DIR/tx_barrier-1.2.0.gem#" \
+	-e "s#^gem install --local tx_barrier-1.2.0.gem#gem install --local --no-document $SAMPLE_DIR/tx_barrier-1.2.0.gem#" \
 	"$here/install.sh" >"$SAMPLE_DIR/install.sh"
 bash -e "$SAMPLE_DIR/install.sh" >"$SAMPLE_DIR/gem.log" 2>&1 ||
 	sample_fail "install.sh" "$SAMPLE_DIR/gem.log"
