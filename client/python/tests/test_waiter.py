@@ -76,7 +76,6 @@ class Caller(threading.Thread):
 
 
 @unittest.skipIf(DSN is None, "TXB_PY_PRELOADED_DSN is not set")
-@unittest.skipIf(PORTABLE, "the portable edition has no barrier_wait_any()")
 class WaiterTest(unittest.TestCase):
 
     def setUp(self):
@@ -335,8 +334,6 @@ class WaiterUnavailableTest(unittest.TestCase):
     BarrierWaiterUnavailable; ended tokens are answered all the same."""
 
     def test_without_preloading(self):
-        if PORTABLE:
-            self.skipTest("the portable edition has no barrier_wait_any()")
         producer = psycopg2.connect(dbname=support.dbname())
         self.addCleanup(producer.close)
         ended = tx_barrier.enqueue(producer)
