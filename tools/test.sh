@@ -179,17 +179,31 @@ run_major() {
 				[ "$repeat" -eq 1 ] || row="$name@$rep"
 				echo "=== layer: $row (PostgreSQL $major)"
 				t0=$SECONDS
-				rm -f "$TXB_RESULTS/$name"
-				bash "$layer"
-				rc=$?
-				if [ ! -s "$TXB_RESULTS/$name" ]; then
-					echo "layer $name reported no result (exit $rc): counted as 1 failure"
-					echo "0 1" >"$TXB_RESULTS/$name"
-				elif [ $rc -ne 0 ] && [ "$(cut -d' ' -f2 "$TXB_RESULTS/$name")" = 0 ]; then
-					echo "layer $name exited $rc with no failed test: counted as 1 failure"
-					echo "$(cut -d' ' -f1 "$TXB_RESULTS/$name") 1" >"$TXB_RESULTS/$name"
+				# A repetition reports into a directory of its own, so that
+				# every row it writes (python-trixie beside python, say) is
+				# kept per repetition.
+				res=$TXB_RESULTS
+				if [ "$repeat" -ne 1 ]; then
+					res="$TXB_RESULTS/.rep"
+					rm -rf "$res"
+					mkdir -p "$res"
 				fi
-				[ "$row" = "$name" ] || mv "$TXB_RESULTS/$name" "$TXB_RESULTS/$row"
+				rm -f "$res/$name"
+				TXB_RESULTS=$res bash "$layer"
+				rc=$?
+				if [ ! -s "$res/$name" ]; then
+					echo "layer $name reported no result (exit $rc): counted as 1 failure"
+					echo "0 1" >"$res/$name"
+				elif [ $rc -ne 0 ] && [ "$(cut -d' ' -f2 "$res/$name")" = 0 ]; then
+					echo "layer $name exited $rc with no failed test: counted as 1 failure"
+					echo "$(cut -d' ' -f1 "$res/$name") 1" >"$res/$name"
+				fi
+				if [ "$res" != "$TXB_RESULTS" ]; then
+					for f in "$res"/*; do
+						mv "$f" "$TXB_RESULTS/$(basename "$f")@$rep"
+					done
+					rmdir "$res"
+				fi
 				echo "$((SECONDS - t0))" >"$TXB_TIMES/$major/$row"
 			done
 		done
