@@ -31,6 +31,7 @@ our @EXPORT = qw(
   txb_standby
   txb_wait_standby_blocked
   txb_standby_wait_event
+  txb_wait_any_blocked
   txb_pid_gone
   txb_elapsed
 );
@@ -209,6 +210,25 @@ sub txb_wait_standby_blocked
 		SELECT state = 'active'
 		   AND wait_event_type || '/' || wait_event = '$event'
 		  FROM pg_stat_activity WHERE pid = $pid});
+}
+
+# Polls until backend $pid of a primary sleeps in barrier_wait_any() on
+# @tokens (xid8 values): active with this major's wait event, and listed in
+# barrier_waiters() once for each of them (needs tx_barrier preloaded).
+sub txb_wait_any_blocked
+{
+	my ($node, $pid, @tokens) = @_;
+	my $event = $node->pg_version->major >= 17 ? 'TxBarrierWaitAny' : 'Extension';
+	my $list = join(', ', map { "'$_'" } @tokens);
+	my $n = scalar(@tokens);
+	return $node->poll_query_until(
+		'postgres', qq{
+		SELECT EXISTS (
+			SELECT 1 FROM pg_stat_activity
+			WHERE pid = $pid AND state = 'active'
+			  AND wait_event_type = 'Extension' AND wait_event = '$event')
+		   AND (SELECT count(DISTINCT token) FROM barrier_waiters()
+				WHERE pid = $pid AND token IN ($list)) = $n});
 }
 
 # Polls until no backend has process id $pid any more.
