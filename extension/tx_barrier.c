@@ -155,6 +155,24 @@ txb_labels(FunctionCallInfo fcinfo)
 	return labels;
 }
 
+/*
+ * The elements of the xid8[] argument ARGNO of barrier_wait_all and
+ * barrier_wait_any (not NULL: the caller checks), with their NULL flags.
+ */
+static void
+txb_token_array(FunctionCallInfo fcinfo, int argno, Datum **elems,
+				bool **nulls, int *nelems)
+{
+	ArrayType  *tokens = PG_GETARG_ARRAYTYPE_P(argno);
+
+	if (ARR_NDIM(tokens) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("barrier tokens must be a one-dimensional array")));
+	deconstruct_array(tokens, XID8OID, sizeof(FullTransactionId),
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, elems, nulls, nelems);
+}
+
 PG_FUNCTION_INFO_V1(barrier_enqueue);
 
 /*
@@ -231,7 +249,6 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		has_deadline;
 	TimestampTz deadline;
-	ArrayType  *tokens;
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			nelems;
@@ -244,14 +261,7 @@ barrier_wait_all(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
-	tokens = PG_GETARG_ARRAYTYPE_P(0);
-	if (ARR_NDIM(tokens) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("barrier tokens must be a one-dimensional array")));
-	deconstruct_array(tokens, XID8OID, sizeof(FullTransactionId),
-					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &elem_nulls, &nelems);
+	txb_token_array(fcinfo, 0, &elems, &elem_nulls, &nelems);
 
 	labels = txb_labels(fcinfo);
 
@@ -305,7 +315,6 @@ barrier_wait_any(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		has_deadline;
 	TimestampTz deadline;
-	ArrayType  *tokens;
 	Datum	   *elems;
 	bool	   *elem_nulls;
 	int			nelems;
@@ -323,14 +332,7 @@ barrier_wait_any(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		return (Datum) 0;
 
-	tokens = PG_GETARG_ARRAYTYPE_P(0);
-	if (ARR_NDIM(tokens) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("barrier tokens must be a one-dimensional array")));
-	deconstruct_array(tokens, XID8OID, sizeof(FullTransactionId),
-					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-					  &elems, &elem_nulls, &nelems);
+	txb_token_array(fcinfo, 0, &elems, &elem_nulls, &nelems);
 
 	distinct = palloc(Max(nelems, 1) * sizeof(uint64));
 	for (int i = 0; i < nelems; i++)
