@@ -206,6 +206,16 @@ txb_serve_free() {
 	return 1
 }
 
+# txb_stop_server PID: stops a server this shell started in the background
+# (txb_serve_free's PID_VAR): SIGTERM, then reaps it.  Nothing if PID is
+# empty or gone.
+txb_stop_server() {
+	[ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
 # txb_redis_start DIR PORT_VAR PID_VAR: a throwaway redis-server (no
 # persistence), its files in DIR, by txb_serve_free; ready once it answers
 # PING.  Not for $(...).
@@ -438,7 +448,7 @@ txb_install_barrier() {
 # port is tried if the one picked was taken), its files in DIR; run as the
 # server's owner (it refuses root) in the background of the calling shell.
 # Stores the port and the pid in the named variables and returns once it
-# answers.  Stop it with txb_pgbouncer_stop DIR (runuser does not pass
+# answers.  Stop it with txb_pgbouncer_stop DIR PID (runuser does not pass
 # signals on).  Not for $(...).
 txb_pgbouncer_start() {
 	mkdir -p "$1"
@@ -480,11 +490,14 @@ _txb_bouncer_ready() {
 	PGMAXPROTOCOLVERSION=3.0 psql -X -Atq -h 127.0.0.1 -p "$1" -U postgres \
 		-d "$_txb_bouncer_db" -c 'SELECT 1' >/dev/null 2>&1
 }
-txb_pgbouncer_stop() {
+txb_pgbouncer_stop() {	# DIR [PID]: PID, txb_pgbouncer_start's, is reaped
 	if [ -s "$1/pgbouncer.pid" ]; then
 		kill -TERM "$(cat "$1/pgbouncer.pid")" 2>/dev/null
 		rm -f "$1/pgbouncer.pid"
 	fi
+	# runuser does not pass signals on: the pid file's process is the
+	# server, PID the runuser in front of it.
+	txb_stop_server "${2:-}"
 }
 
 # The clean Debian 12 root the package layer installs the packages into

@@ -37,10 +37,7 @@ failed=0
 
 redis_pid=
 stop_all() {
-	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
-		kill -TERM "$redis_pid" 2>/dev/null
-		wait "$redis_pid" 2>/dev/null
-	fi
+	txb_stop_server "$redis_pid"
 	txb_cluster_stop "$dir/pg-preloaded"
 }
 trap stop_all EXIT

@@ -31,13 +31,9 @@ stop_worker() {
 }
 stop_all() {
 	stop_worker
-	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
-		kill -TERM "$redis_pid" 2>/dev/null
-		wait "$redis_pid" 2>/dev/null
-	fi
+	txb_stop_server "$redis_pid"
 	if [ -n "$bouncer_pid" ]; then
-		txb_pgbouncer_stop "$dir/pgbouncer"
-		wait "$bouncer_pid" 2>/dev/null
+		txb_pgbouncer_stop "$dir/pgbouncer" "$bouncer_pid"
 		bouncer_pid=
 	fi
 	for m in $mounted; do

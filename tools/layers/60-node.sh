@@ -12,24 +12,15 @@
 
 src="$TXB_SRC/client/node"
 dir="$TXB_WORK/node"
-mkdir -p "$dir/redis" "$dir/pgbouncer"
+mkdir -p "$dir/redis"
 log="$dir/node-test.log"
 export PGDATABASE=txb_node TXB_NODE_DB_NOEXT=txb_node_noext
 
 redis_pid=
 bouncer_pid=
 stop_all() {
-	local pid
-	# runuser does not pass signals on: stop pgbouncer by its own pid.
-	if [ -s "$dir/pgbouncer/pgbouncer.pid" ]; then
-		kill -TERM "$(cat "$dir/pgbouncer/pgbouncer.pid")" 2>/dev/null
-	fi
-	for pid in "$bouncer_pid" "$redis_pid"; do
-		if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-			kill -TERM "$pid" 2>/dev/null
-			wait "$pid" 2>/dev/null
-		fi
-	done
+	txb_pgbouncer_stop "$dir/pgbouncer" "$bouncer_pid"
+	txb_stop_server "$redis_pid"
 	txb_cluster_stop "$dir/pg-preloaded"
 }
 trap stop_all EXIT
@@ -83,40 +74,10 @@ export TXB_NODE_PRELOADED_PORT=$pre_port TXB_NODE_PRELOADED_DB=txb_node_waiter
 txb_redis_start "$dir/redis" rport redis_pid || fail_setup "redis did not start"
 export TXB_REDIS_URL="redis://127.0.0.1:$rport"
 
-# 4. PgBouncer in transaction pooling mode in front of the shared server
-# (it refuses to run as root: it runs as the server's owner).
-bport=$(txb_free_port) || fail_setup "no free port for pgbouncer"
-echo '"postgres" ""' >"$dir/pgbouncer/userlist.txt"
-cat >"$dir/pgbouncer/pgbouncer.ini" <<EOF
-[databases]
-txb_node = host=${PGHOST:-localhost} port=${PGPORT:-5432} dbname=txb_node pool_size=4
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bport
-unix_socket_dir =
-auth_type = trust
-auth_file = $dir/pgbouncer/userlist.txt
-pool_mode = transaction
-max_client_conn = 200
-default_pool_size = 4
-query_wait_timeout = 60
-server_check_delay = 0
-logfile = $dir/pgbouncer/pgbouncer.log
-pidfile = $dir/pgbouncer/pgbouncer.pid
-EOF
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir/pgbouncer"
-txb_as_owner /usr/sbin/pgbouncer "$dir/pgbouncer/pgbouncer.ini" \
-	>"$dir/pgbouncer/pgbouncer.out" 2>&1 &
-bouncer_pid=$!
+# 4. PgBouncer in transaction pooling mode in front of the shared server.
+txb_pgbouncer_start "$dir/pgbouncer" txb_node bport bouncer_pid ||
+	fail_setup "pgbouncer did not start"
 export TXB_PGBOUNCER_PORT=$bport
-for _ in $(seq 1 100); do
-	psql -X -Atq -h 127.0.0.1 -p "$bport" -d txb_node -c 'SELECT 1' >/dev/null 2>&1 && break
-	kill -0 "$bouncer_pid" 2>/dev/null || break
-	sleep 0.1
-done
-psql -X -Atq -h 127.0.0.1 -p "$bport" -d txb_node -c 'SELECT 1' >/dev/null 2>&1 ||
-	fail_setup "pgbouncer did not start: $(cat "$dir/pgbouncer/pgbouncer.out" "$dir/pgbouncer/pgbouncer.log" 2>/dev/null)"
 
 # 5. The tests, one file at a time (they share the databases and Redis);
 # Debian's node 18 has no --test-concurrency (and runs one file per core).

@@ -38,14 +38,10 @@ stop_workers() {
 }
 stop_all() {
 	stop_workers
-	if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
-		kill -TERM "$redis_pid" 2>/dev/null
-		wait "$redis_pid" 2>/dev/null
-	fi
+	txb_stop_server "$redis_pid"
 	redis_pid=
 	if [ -n "$bouncer_pid" ]; then
-		txb_pgbouncer_stop "$dir/pgbouncer"
-		wait "$bouncer_pid" 2>/dev/null
+		txb_pgbouncer_stop "$dir/pgbouncer" "$bouncer_pid"
 		bouncer_pid=
 	fi
 	txb_cluster_stop "$dir/standby"

@@ -32,10 +32,7 @@ stop_all() {
 		[ -f "$dir/$m/postmaster.pid" ] &&
 			txb_as_owner "$PG_BINDIR/pg_ctl" -D "$dir/$m" -m immediate stop >/dev/null 2>&1
 	done
-	if [ -n "$etcd_pid" ]; then
-		kill -TERM "$etcd_pid" 2>/dev/null
-		wait "$etcd_pid" 2>/dev/null
-	fi
+	txb_stop_server "$etcd_pid"
 }
 trap stop_all EXIT
 
