@@ -74,6 +74,24 @@ class TestRails < Minitest::Test
     [stdin, stdout, thr, job_id, token == "-" ? nil : token]
   end
 
+  # Yields a producer of spawn_producer (its stdin, its thread, the job id
+  # and token) and kills it if it still runs when the block ends.
+  def with_producer(mode, tag, id)
+    stdin, stdout, thr, job_id, token = spawn_producer(mode, tag, id)
+    yield stdin, thr, job_id, token
+  ensure
+    Process.kill(:KILL, thr.pid) if thr&.alive?
+    stdin&.close
+    stdout&.close
+  end
+
+  # Lets the producer commit; it kills itself as soon as COMMIT returns.
+  def commit_and_die(stdin, thr)
+    stdin.puts "commit"
+    stdin.flush
+    assert_killed(thr)
+  end
+
   # Sidekiq's entries (queued, scheduled, to retry, dead) of the Active Job
   # job JOB_ID: what can still run it.
   def entries(job_id)
@@ -96,20 +114,17 @@ class TestRails < Minitest::Test
   def test_producer_killed_before_commit
     tag = new_tag
     id = new_id
-    stdin, stdout, thr, job_id, token = spawn_producer("hold", tag, id)
-    assert token, "ApplicationJob takes a barrier"
-    wait_until("the worker to wait for #{token}") { waiting_for?(token) }
-    Process.kill(:KILL, thr.pid)
-    assert_killed(thr)
-    rows = wait_runs(tag)
-    assert_equal [["aborted", "RecordRailsJob", token, "rails"]],
-                 rows.map { |r| [r.kind, r.job, r.token, r.role] }
-    refute Item.exists?(id)
-    assert_empty entries(job_id)
-  ensure
-    Process.kill(:KILL, thr.pid) if thr&.alive?
-    stdin&.close
-    stdout&.close
+    with_producer("hold", tag, id) do |_stdin, thr, job_id, token|
+      assert token, "ApplicationJob takes a barrier"
+      wait_until("the worker to wait for #{token}") { waiting_for?(token) }
+      Process.kill(:KILL, thr.pid)
+      assert_killed(thr)
+      rows = wait_runs(tag)
+      assert_equal [["aborted", "RecordRailsJob", token, "rails"]],
+                   rows.map { |r| [r.kind, r.job, r.token, r.role] }
+      refute Item.exists?(id)
+      assert_empty entries(job_id)
+    end
   end
 
   # Killed as soon as its COMMIT returned, the worker waiting on its token
@@ -118,23 +133,18 @@ class TestRails < Minitest::Test
   def test_producer_killed_right_after_commit
     tag = new_tag
     id = new_id
-    stdin, stdout, thr, job_id, token = spawn_producer("commit-kill", tag, id)
-    assert token, "ApplicationJob takes a barrier"
-    wait_until("the worker to wait for #{token}") { waiting_for?(token) }
-    stdin.puts "commit"
-    stdin.flush
-    assert_killed(thr)
-    run = wait_runs(tag).first
-    assert_equal ["aj", true, job_id, token, id, "rails"],
-                 [run.kind, run.visible, run.jid, run.token, run.item_id, run.role]
-    # Running it took its only entry out of Redis: no copy is left to run
-    # it again.
-    assert_empty entries(job_id)
-    assert_equal 1, runs(tag).size
-  ensure
-    Process.kill(:KILL, thr.pid) if thr&.alive?
-    stdin&.close
-    stdout&.close
+    with_producer("commit-kill", tag, id) do |stdin, thr, job_id, token|
+      assert token, "ApplicationJob takes a barrier"
+      wait_until("the worker to wait for #{token}") { waiting_for?(token) }
+      commit_and_die(stdin, thr)
+      run = wait_runs(tag).first
+      assert_equal ["aj", true, job_id, token, id, "rails"],
+                   [run.kind, run.visible, run.jid, run.token, run.item_id, run.role]
+      # Running it took its only entry out of Redis: no copy is left to
+      # run it again.
+      assert_empty entries(job_id)
+      assert_equal 1, runs(tag).size
+    end
   end
 
   # The contrast: an Active Job class without TxBarrier::ActiveJob, its
@@ -146,26 +156,22 @@ class TestRails < Minitest::Test
   def test_deferred_job_lost_when_killed_right_after_commit
     tag = new_tag
     id = new_id
-    stdin, stdout, thr, job_id, token = spawn_producer("plain-commit-kill", tag, id)
-    assert_nil token
-    before = entries(job_id)
-    stdin.puts "commit"
-    stdin.flush
-    assert_killed(thr)
-    assert Item.exists?(id), "the producer's transaction committed"
-    found = entries(job_id)
-    if DEFERS
-      assert_empty before, "Rails 7.2 defers its enqueue to after COMMIT"
-      assert_empty found, "and the producer died before it: the job is lost"
-    else
-      assert_equal [["rails_parked", true]],
-                   found.map { |e| [e.queue, e.item["tx_barrier_token"].to_s.match?(/\A\d+\z/)] }
-      assert_equal before.map(&:value), found.map(&:value), "pushed before COMMIT"
+    with_producer("plain-commit-kill", tag, id) do |stdin, thr, job_id, token|
+      assert_nil token
+      before = entries(job_id)
+      commit_and_die(stdin, thr)
+      assert Item.exists?(id), "the producer's transaction committed"
+      found = entries(job_id)
+      if DEFERS
+        assert_empty before, "Rails 7.2 defers its enqueue to after COMMIT"
+        assert_empty found, "and the producer died before it: the job is lost"
+      else
+        assert_equal [["rails_parked", true]],
+                     found.map { |e| [e.queue, e.item["tx_barrier_token"].to_s.match?(/\A\d+\z/)] }
+        assert_equal before.map(&:value), found.map(&:value), "pushed before COMMIT"
+      end
+    ensure
+      found&.each(&:delete)
     end
-  ensure
-    found&.each(&:delete)
-    Process.kill(:KILL, thr.pid) if thr&.alive?
-    stdin&.close
-    stdout&.close
   end
 end
