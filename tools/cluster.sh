@@ -441,6 +441,34 @@ txb_install_barrier() {
 			-c "GRANT USAGE ON SCHEMA tx_barrier TO PUBLIC"
 }
 
+# txb_preloaded_start DIR PORT_VAR DB [SQL_FILE]: a second cluster in DIR
+# with tx_barrier in shared_preload_libraries (barrier_wait_any() sleeps
+# only there: the shared waiters' tests), on a free port of 127.0.0.1
+# stored in the variable named PORT_VAR, and on it database DB with CREATE
+# EXTENSION tx_barrier and SQL_FILE run.  Stop it with txb_cluster_stop DIR.
+txb_preloaded_start() {
+	local dir=$1 db=$3 sql=${4:-} _txb_pre_port
+	mkdir -p "$dir"
+	txb_cluster_start_free "$dir" _txb_pre_port \
+		"shared_preload_libraries = 'tx_barrier'" || return 1
+	printf -v "$2" '%s' "$_txb_pre_port"
+	PGHOST=127.0.0.1 PGPORT=$_txb_pre_port psql -X -q -v ON_ERROR_STOP=1 \
+		-d postgres -c "CREATE DATABASE \"$db\"" &&
+		PGHOST=127.0.0.1 PGPORT=$_txb_pre_port psql -X -q -v ON_ERROR_STOP=1 \
+			-d "$db" -c 'CREATE EXTENSION tx_barrier' ${sql:+-f "$sql"}
+}
+
+# txb_install_portable_off_path DB SCRIPT: (re)creates database DB with the
+# portable edition (its install SCRIPT) in schema txb_hidden, usable by
+# every role but not on DB's search_path: what the clients' errors for a
+# schema off the search_path are tested on.
+txb_install_portable_off_path() {
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+		-c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" -c "CREATE DATABASE \"$1\"" &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$1" -v schema=txb_hidden -f "$2" >/dev/null 2>&1 &&
+		psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "GRANT USAGE ON SCHEMA txb_hidden TO PUBLIC"
+}
+
 # txb_pgbouncer_start DIR DB PORT_VAR PID_VAR: a throwaway PgBouncer in
 # transaction pooling mode (pool of 4 server connections) in front of
 # database DB of the server libpq's PGHOST/PGPORT name, listening on a free

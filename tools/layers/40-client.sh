@@ -52,14 +52,8 @@ fi
 
 # The preloaded server of the shared waiter's tests (barrier_wait_any()
 # sleeps only there), on 127.0.0.1.
-mkdir -p "$TXB_WORK/client-preloaded"
 trap 'txb_cluster_stop "$TXB_WORK/client-preloaded"' EXIT
-if txb_cluster_start_free "$TXB_WORK/client-preloaded" pre_port \
-	"shared_preload_libraries = 'tx_barrier'" >>"$logs/setup.log" 2>&1 &&
-	PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 \
-		-d postgres -c "CREATE DATABASE $DB" >>"$logs/setup.log" 2>&1 &&
-	PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 \
-		-d "$DB" -c "CREATE EXTENSION tx_barrier" >>"$logs/setup.log" 2>&1; then
+if txb_preloaded_start "$TXB_WORK/client-preloaded" pre_port "$DB" >>"$logs/setup.log" 2>&1; then
 	export TXB_TEST_PRELOADED_CONNINFO="host=127.0.0.1 port=$pre_port dbname=$DB"
 else
 	fail "start the preloaded server" "$logs/setup.log"

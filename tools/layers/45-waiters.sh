@@ -66,16 +66,8 @@ fi
 
 # The preloaded server (barrier_wait_any() sleeps only there), on 127.0.0.1.
 pre_port=
-mkdir -p "$dir/pg-preloaded"
-txb_cluster_start_free "$dir/pg-preloaded" pre_port \
-	"shared_preload_libraries = 'tx_barrier'" ||
-	fail_setup "the preloaded server did not start"
-if ! PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c "CREATE DATABASE $DB" ||
-	! PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d "$DB" \
-		-c "CREATE EXTENSION tx_barrier" -f "$TXB_SRC/client/node/test/tables.sql"; then
-	fail_setup "cannot create the preloaded server's database"
-fi
+txb_preloaded_start "$dir/pg-preloaded" pre_port "$DB" "$TXB_SRC/client/node/test/tables.sql" ||
+	fail_setup "the preloaded server or its database did not start"
 
 rport=
 txb_redis_start "$dir/redis" rport redis_pid || fail_setup "redis did not start"

@@ -77,13 +77,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_NOEXT" \
 	-c "CREATE DATABASE $TXB_PY_DB_NOEXT" ||
 	fail_setup "cannot create database $TXB_PY_DB_NOEXT"
-psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c "DROP DATABASE IF EXISTS $TXB_PY_DB_OFFPATH" \
-	-c "CREATE DATABASE $TXB_PY_DB_OFFPATH" &&
-	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_PY_DB_OFFPATH" -v schema=txb_hidden \
-		-f "$TXB_SRC/portable/tx_barrier_portable.sql" >/dev/null 2>&1 &&
-	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_PY_DB_OFFPATH" \
-		-c "GRANT USAGE ON SCHEMA txb_hidden TO PUBLIC" ||
+txb_install_portable_off_path "$TXB_PY_DB_OFFPATH" "$TXB_SRC/portable/tx_barrier_portable.sql" ||
 	fail_setup "cannot create database $TXB_PY_DB_OFFPATH"
 (cd "$src/tests" && $PY -c '
 import support
@@ -94,15 +88,8 @@ for alias in ("default", "other"):
 
 # The preloaded server of tx_barrier.Waiter's tests (barrier_wait_any()
 # sleeps only there), reached over TCP from the host and the Debian 13 root.
-mkdir -p "$dir/pg-preloaded"
-rm -rf "$dir/pg-preloaded/data"
-txb_cluster_start_free "$dir/pg-preloaded" pre_port \
-	"shared_preload_libraries = 'tx_barrier'" ||
+txb_preloaded_start "$dir/pg-preloaded" pre_port txb_python_waiter ||
 	fail_setup "the preloaded server did not start"
-PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c "CREATE DATABASE txb_python_waiter" &&
-	PGHOST=127.0.0.1 PGPORT=$pre_port txb_install_barrier txb_python_waiter ||
-	fail_setup "cannot install the barrier functions on the preloaded server"
 export TXB_PY_PRELOADED_DSN="host=127.0.0.1 port=$pre_port dbname=txb_python_waiter user=postgres"
 
 # 3. Redis, on a free port of 127.0.0.1, without persistence.

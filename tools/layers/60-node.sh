@@ -58,16 +58,8 @@ fi
 
 # The preloaded server of the Waiter's tests (barrier_wait_any() sleeps only
 # there), on 127.0.0.1.
-mkdir -p "$dir/pg-preloaded"
-rm -rf "$dir/pg-preloaded/data"
-txb_cluster_start_free "$dir/pg-preloaded" pre_port \
-	"shared_preload_libraries = 'tx_barrier'" ||
-	fail_setup "the preloaded server did not start"
-PGHOST=127.0.0.1 PGPORT=$pre_port psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-	-c "CREATE DATABASE txb_node_waiter" &&
-	PGHOST=127.0.0.1 PGPORT=$pre_port PGDATABASE=txb_node_waiter \
-	psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION tx_barrier" -f "$tables" ||
-	fail_setup "cannot create the preloaded server's database"
+txb_preloaded_start "$dir/pg-preloaded" pre_port txb_node_waiter "$tables" ||
+	fail_setup "the preloaded server or its database did not start"
 export TXB_NODE_PRELOADED_PORT=$pre_port TXB_NODE_PRELOADED_DB=txb_node_waiter
 
 # 3. Redis, on a free port of 127.0.0.1, without persistence.

@@ -96,13 +96,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres \
 	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_PORTABLE_DB" \
 		-c "ALTER DATABASE $TXB_RB_PORTABLE_DB SET search_path = \"\$user\", public, tx_barrier" \
 		-f "$src/test/schema.sql" &&
-	psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-		-c "DROP DATABASE IF EXISTS $TXB_RB_OFFPATH_DB WITH (FORCE)" \
-		-c "CREATE DATABASE $TXB_RB_OFFPATH_DB" &&
-	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_OFFPATH_DB" -v schema=txb_hidden \
-		-f "$TXB_SRC/portable/tx_barrier_portable.sql" >/dev/null 2>&1 &&
-	psql -X -q -v ON_ERROR_STOP=1 -d "$TXB_RB_OFFPATH_DB" \
-		-c "GRANT USAGE ON SCHEMA txb_hidden TO PUBLIC" ||
+	txb_install_portable_off_path "$TXB_RB_OFFPATH_DB" "$TXB_SRC/portable/tx_barrier_portable.sql" ||
 	fail_setup "cannot create the databases"
 
 # 3. Redis; PgBouncer (transaction pooling) in front of the main database;
